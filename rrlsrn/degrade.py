@@ -1,0 +1,191 @@
+"""Low-resolution operators: the ONE place in the suite where an LR image is made.
+
+Every method (learned or classical) gets its LR input from :func:`degrade`, and the
+classical methods that enforce data consistency (NMU, LRTV) call the same operator, so
+all rows of a table describe the same forward model.
+
+Operators (selected by name from config):
+
+* ``bicubic``       MATLAB-compatible antialiased bicubic ``imresize`` (Keys kernel,
+                    a = -0.5), the operator of the SR literature (SRCNN, LapSRN) and of
+                    the paper ("LR MRI is derived from the HR MRI via bicubic interpolation").
+* ``kspace``        truncation of the centred k-space to the LR matrix (what a scanner
+                    acquiring fewer phase/frequency encodes produces).
+* ``gaussian_block`` Gaussian blur followed by block averaging (a simple PSF + sampling model).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from functools import lru_cache, partial
+
+import numpy as np
+import torch
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def cubic_kernel(x: np.ndarray, a: float = -0.5) -> np.ndarray:
+    """Keys' cubic convolution kernel (a = -0.5 is MATLAB's ``imresize`` 'cubic')."""
+    ax = np.abs(x)
+    ax2, ax3 = ax**2, ax**3
+    near = (a + 2) * ax3 - (a + 3) * ax2 + 1
+    far = a * ax3 - 5 * a * ax2 + 8 * a * ax - 4 * a
+    return np.where(ax <= 1, near, np.where(ax < 2, far, 0.0))
+
+
+@lru_cache(maxsize=64)
+def resize_matrix(in_length: int, out_length: int, scale: float) -> np.ndarray:
+    """Dense (out_length x in_length) matrix of MATLAB ``imresize`` along one axis.
+
+    Follows MATLAB's ``contributions``: pixel-centre mapping
+    ``u = i / scale + 0.5 * (1 - 1 / scale)`` (1-based), antialiasing by widening the
+    kernel when ``scale < 1``, weights normalised to sum to one, and symmetric
+    (mirror) boundary handling folded into the matrix.
+    """
+    kernel_width = 4.0
+    antialias = scale < 1
+    width = kernel_width / scale if antialias else kernel_width
+    i = np.arange(1, out_length + 1, dtype=np.float64)
+    u = i / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - width / 2)
+    taps = int(math.ceil(width)) + 2
+    idx = left[:, None] + np.arange(taps)[None, :]  # 1-based source indices
+    dist = u[:, None] - idx
+    weights = scale * cubic_kernel(scale * dist) if antialias else cubic_kernel(dist)
+    weights = weights / weights.sum(axis=1, keepdims=True)
+    mirror = np.concatenate([np.arange(in_length), np.arange(in_length - 1, -1, -1)])
+    src = mirror[(idx.astype(np.int64) - 1) % (2 * in_length)]
+    mat = np.zeros((out_length, in_length), dtype=np.float64)
+    np.add.at(mat, (np.repeat(np.arange(out_length), taps), src.ravel()), weights.ravel())
+    return mat
+
+
+def _check_image(x: ArrayLike, name: str = "x") -> None:
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions (..., H, W), got shape "
+                         f"{tuple(x.shape)}")
+
+
+def _apply_separable(x: ArrayLike, mat_h: np.ndarray, mat_w: np.ndarray) -> ArrayLike:
+    """Return ``mat_h @ x @ mat_w.T`` over the last two axes, for numpy or torch."""
+    if isinstance(x, torch.Tensor):
+        dtype = x.dtype if x.is_floating_point() else torch.float32
+        mh = torch.as_tensor(mat_h, dtype=dtype, device=x.device)
+        mw = torch.as_tensor(mat_w, dtype=dtype, device=x.device)
+        return mh @ x.to(dtype) @ mw.T
+    dtype = x.dtype if np.issubdtype(x.dtype, np.floating) else np.float64
+    return (mat_h.astype(dtype) @ x.astype(dtype) @ mat_w.T.astype(dtype)).astype(dtype)
+
+
+def imresize(x: ArrayLike, scale: float) -> ArrayLike:
+    """MATLAB-compatible bicubic ``imresize(x, scale)`` over the last two axes.
+
+    Parameters
+    ----------
+    x : numpy array or torch tensor, shape (..., H, W), float.
+    scale : resize factor (0.5 halves, 2 doubles). Output size is ``ceil(scale * size)``
+        as in MATLAB. Downscaling is antialiased.
+
+    Returns the same type as ``x`` (float; integer input is promoted).
+    """
+    _check_image(x)
+    if scale <= 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    h, w = x.shape[-2:]
+    out_h, out_w = int(math.ceil(h * scale - 1e-9)), int(math.ceil(w * scale - 1e-9))
+    return _apply_separable(x, resize_matrix(h, out_h, scale), resize_matrix(w, out_w, scale))
+
+
+def modcrop(x: ArrayLike, scale: int) -> ArrayLike:
+    """Crop the last two axes to a multiple of ``scale`` (bottom/right rows dropped)."""
+    _check_image(x)
+    h, w = x.shape[-2:]
+    return x[..., : h - h % scale, : w - w % scale]
+
+
+def _require_divisible(x: ArrayLike, scale: int) -> None:
+    h, w = x.shape[-2:]
+    if h % scale or w % scale:
+        raise ValueError(f"image size {h}x{w} is not divisible by the scale {scale}; "
+                         f"apply modcrop first")
+
+
+def bicubic_down(x: ArrayLike, scale: int) -> ArrayLike:
+    """LR = antialiased MATLAB bicubic downscaling by ``1 / scale``."""
+    _require_divisible(x, scale)
+    return imresize(x, 1.0 / scale)
+
+
+def kspace_down(x: ArrayLike, scale: int) -> ArrayLike:
+    """LR = inverse FFT of the central (H/scale x W/scale) block of the centred k-space.
+
+    Intensities are divided by ``scale**2`` so that the image mean is kept.
+    """
+    _require_divisible(x, scale)
+    xt = torch.as_tensor(x)
+    dtype = xt.dtype if xt.is_floating_point() else torch.float32
+    h, w = xt.shape[-2:]
+    lh, lw = h // scale, w // scale
+    k = torch.fft.fftshift(torch.fft.fft2(xt.to(dtype)), dim=(-2, -1))
+    top, left = h // 2 - lh // 2, w // 2 - lw // 2  # keeps DC at the LR centre
+    k = k[..., top : top + lh, left : left + lw]
+    lr = torch.fft.ifft2(torch.fft.ifftshift(k, dim=(-2, -1))).real / scale**2
+    return lr if isinstance(x, torch.Tensor) else lr.numpy()
+
+
+def gaussian_kernel1d(sigma: float) -> np.ndarray:
+    """Normalised 1D Gaussian sampled on integers, radius ceil(3 sigma)."""
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = np.arange(-radius, radius + 1, dtype=np.float64)
+    g = np.exp(-0.5 * (t / sigma) ** 2)
+    return g / g.sum()
+
+
+@lru_cache(maxsize=64)
+def _blur_block_matrix(length: int, scale: int, sigma: float) -> np.ndarray:
+    """(length/scale x length) matrix: Gaussian blur (mirror borders) then block mean."""
+    g = gaussian_kernel1d(sigma)
+    radius = len(g) // 2
+    blur = np.zeros((length, length))
+    mirror = np.concatenate([np.arange(length), np.arange(length - 1, -1, -1)])
+    rows = np.repeat(np.arange(length), len(g))
+    cols = mirror[(np.arange(length)[:, None] + np.arange(-radius, radius + 1)) % (2 * length)]
+    np.add.at(blur, (rows, cols.ravel()), np.tile(g, length))
+    block = np.kron(np.eye(length // scale), np.full((1, scale), 1.0 / scale))
+    return block @ blur
+
+
+def gaussian_block_down(x: ArrayLike, scale: int, sigma: float | None = None) -> ArrayLike:
+    """LR = Gaussian blur (default FWHM = scale HR pixels) then ``scale x scale`` block mean."""
+    _require_divisible(x, scale)
+    if sigma is None:
+        sigma = scale / (2 * math.sqrt(2 * math.log(2)))
+    h, w = x.shape[-2:]
+    return _apply_separable(x, _blur_block_matrix(h, scale, float(sigma)),
+                            _blur_block_matrix(w, scale, float(sigma)))
+
+
+DEGRADATIONS: dict[str, Callable[..., ArrayLike]] = {
+    "bicubic": bicubic_down,
+    "kspace": kspace_down,
+    "gaussian_block": gaussian_block_down,
+}
+
+
+def degrade(x: ArrayLike, scale: int, name: str = "bicubic", **params: float) -> ArrayLike:
+    """Make the LR image of ``x`` (already modcropped) with the operator called ``name``."""
+    return make_degradation(name, **params)(x, scale)
+
+
+def make_degradation(name: str = "bicubic", **params: float) -> Callable[..., ArrayLike]:
+    """Return ``f(x, scale)`` for the named operator with its config parameters bound."""
+    if name not in DEGRADATIONS:
+        raise ValueError(f"unknown degradation {name!r}; choose one of {sorted(DEGRADATIONS)}")
+    return partial(DEGRADATIONS[name], **params)
+
+
+def bicubic_up(x: ArrayLike, scale: int) -> ArrayLike:
+    """Plain MATLAB-compatible bicubic upscaling by ``scale`` (the bicubic baseline)."""
+    return imresize(x, float(scale))

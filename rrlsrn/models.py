@@ -1,0 +1,134 @@
+"""RRLSRN (Song et al. 2022) and the registry of learned models.
+
+RRLSRN is a LapSRN-style x2 network (Lai et al. 2017): a feature branch working at LR
+resolution predicts a residual at HR resolution, which is added to an upsampled copy of
+the input made by the image branch ("bottom").  Configs name models through
+:data:`MODELS`; baselines register their CNNs here too, so the one trainer trains all.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rrlsrn.degrade import imresize
+
+LEAKY_SLOPE = 0.2
+
+
+def bilinear_kernel(size: int = 4) -> torch.Tensor:
+    """The (size x size) bilinear upsampling kernel used to initialise transposed convs."""
+    factor = (size + 1) // 2
+    center = factor - 1 if size % 2 == 1 else factor - 0.5
+    og = torch.arange(size, dtype=torch.float64)
+    filt = 1 - torch.abs(og - center) / factor
+    return (filt[:, None] * filt[None, :]).float()
+
+
+class BicubicUpsample(nn.Module):
+    """Fixed MATLAB-compatible bicubic x``scale`` upsampling (the Table 5 ablation's bottom)."""
+
+    def __init__(self, scale: int = 2) -> None:
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return imresize(x, float(self.scale))
+
+
+class RRLSRN(nn.Module):
+    """Robust residual-learning SR network, x2.
+
+    Parameters
+    ----------
+    depth : number of inner 3x3 width->width convs (11 gives the paper's 13 conv layers:
+        input conv + 11 inner + residual conv).
+    width : feature channels (64 in the paper).
+    image_branch : ``"transposed"`` (paper: learnable 4x4 stride-2 transposed conv,
+        bilinear-initialised, no bias) or ``"bicubic"`` (fixed bicubic upsampling,
+        the "without bottom transposed conv" ablation of Table 5).
+    """
+
+    scale = 2
+
+    def __init__(self, depth: int = 11, width: int = 64,
+                 image_branch: str = "transposed") -> None:
+        super().__init__()
+        if depth < 1 or width < 1:
+            raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
+        if image_branch not in ("transposed", "bicubic"):
+            raise ValueError(f"image_branch must be 'transposed' or 'bicubic', "
+                             f"got {image_branch!r}")
+        self.depth, self.width, self.image_branch = depth, width, image_branch
+        self.input_conv = nn.Conv2d(1, width, 3, padding=1)
+        self.inner = nn.ModuleList(nn.Conv2d(width, width, 3, padding=1) for _ in range(depth))
+        self.feature_up = nn.ConvTranspose2d(width, width, 4, stride=2, padding=1)
+        self.residual_conv = nn.Conv2d(width, 1, 3, padding=1)
+        if image_branch == "transposed":
+            self.image_up: nn.Module = nn.ConvTranspose2d(1, 1, 4, stride=2, padding=1,
+                                                          bias=False)
+        else:
+            self.image_up = BicubicUpsample(2)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Kaiming init for the feature branch, bilinear for the image branch.
+
+        The residual conv starts at zero, so an untrained model outputs exactly its
+        image branch, and training only has to learn what interpolation misses.
+        """
+        for m in [self.input_conv, *self.inner, self.feature_up]:
+            nn.init.kaiming_normal_(m.weight, a=LEAKY_SLOPE, nonlinearity="leaky_relu")
+            nn.init.zeros_(m.bias)
+        nn.init.zeros_(self.residual_conv.weight)
+        nn.init.zeros_(self.residual_conv.bias)
+        if isinstance(self.image_up, nn.ConvTranspose2d):
+            with torch.no_grad():
+                self.image_up.weight.copy_(bilinear_kernel(4)[None, None])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = F.leaky_relu(self.input_conv(x), LEAKY_SLOPE)
+        for conv in self.inner:
+            f = F.leaky_relu(conv(f), LEAKY_SLOPE)
+        f = F.leaky_relu(self.feature_up(f), LEAKY_SLOPE)
+        return self.image_up(x) + self.residual_conv(f)
+
+
+ModelFactory = Callable[..., nn.Module]
+MODELS: dict[str, ModelFactory] = {}
+
+
+def register_model(name: str, factory: ModelFactory) -> None:
+    """Make a model constructible by ``name`` from config (e.g. baselines' CNNs)."""
+    if name in MODELS and MODELS[name] is not factory:
+        raise ValueError(f"model name {name!r} is already registered")
+    MODELS[name] = factory
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Construct the learned model registered as ``name`` with keyword arguments."""
+    _register_baselines()
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
+    return MODELS[name](**kwargs)
+
+
+def _register_baselines() -> None:
+    """Import ``baselines`` lazily so its learned models register (it imports us)."""
+    if importlib.util.find_spec("baselines") and importlib.util.find_spec("baselines.srcnn"):
+        importlib.import_module("baselines.srcnn")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+
+
+# The ablations (rrlsrn_no_gdl, rrlsrn_bicubic_bottom) are config presets of this model.
+register_model("rrlsrn", RRLSRN)
+

@@ -1,0 +1,405 @@
+"""The ONE trainer: every learned method (RRLSRN, its ablations, SRCNN, FSRCNN) uses it.
+
+Patches are sampled from HR training slices (random position with a minimum brain
+fraction, random flip / 90-degree rotation), the LR input is made on the fly by the
+configured degradation operator, and the model is fitted with the combined
+Charbonnier + GDL loss.  Every ``steps_per_epoch`` steps it computes the validation PSNR
+on held-out slices, appends to a CSV log and writes ``last.pt`` (full state: model,
+optimiser, scheduler, RNG, step) and ``best.pt`` (weights of the best validation epoch).
+A killed run resumes from ``last.pt`` and continues bit-for-bit where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from tqdm.auto import tqdm
+
+from rrlsrn.checkpoint import CheckpointError, load_checkpoint, load_state_into, save_checkpoint
+from rrlsrn.degrade import make_degradation
+from rrlsrn.losses import combined_loss
+from rrlsrn.metrics import psnr
+from rrlsrn.models import build_model
+
+LOG_FIELDS = ["step", "epoch", "loss", "lr", "val_psnr", "elapsed_s", "patches_per_s"]
+
+
+@dataclass
+class TrainSettings:
+    """All knobs of a training run; presets in ``rrlsrn/presets.yaml`` fill them."""
+
+    optimizer: str = "adam"  # adam | sgd
+    lr: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    bias_lr_mult: float = 1.0
+    scheduler: str = "cosine"  # cosine | step | constant
+    min_lr: float = 0.0
+    step_epochs: int = 50
+    step_gamma: float = 0.5
+    batch_size: int = 16
+    patch_size: int = 64
+    steps_per_epoch: int = 100
+    max_steps: int = 1000
+    max_minutes: float | None = None  # stop (resumably) after this wall time per invocation
+    grad_clip: float | None = None
+    loss_reduction: str = "mean"  # mean | sum_per_sample
+    gdl_weight: float = 1.0
+    charbonnier_eps: float = 1e-3
+    min_foreground: float = 0.25
+    foreground_threshold: float = 0.02
+    init: str = "scratch"  # scratch | shipped | lapsrn_x2 | path to a checkpoint
+    val_slices: int = 32
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "optimizer": self.optimizer in ("adam", "sgd"),
+            "scheduler": self.scheduler in ("cosine", "step", "constant"),
+            "loss_reduction": self.loss_reduction in ("mean", "sum_per_sample"),
+            "lr": self.lr > 0,
+            "batch_size": self.batch_size >= 1,
+            "patch_size": self.patch_size >= 4,
+            "steps_per_epoch": self.steps_per_epoch >= 1,
+            "max_steps": self.max_steps >= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError("invalid training settings: "
+                             + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+
+
+def load_presets() -> dict[str, dict[str, Any]]:
+    """The presets shipped with the package (``rrlsrn/presets.yaml``)."""
+    text = resources.files("rrlsrn").joinpath("presets.yaml").read_text()
+    return yaml.safe_load(text)
+
+
+def make_settings(preset: str, overrides: dict[str, Any] | None = None) -> TrainSettings:
+    """Settings of preset ``preset`` with ``overrides`` (from config) applied on top."""
+    presets = load_presets()
+    if preset not in presets:
+        raise ValueError(f"unknown training preset {preset!r}; choose one of {sorted(presets)}")
+    values = {**presets[preset], **(overrides or {})}
+    known = {f.name for f in dataclasses.fields(TrainSettings)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown training setting(s) {unknown}; known: {sorted(known)}")
+    return TrainSettings(**values)
+
+
+def learning_rate(settings: TrainSettings, step: int) -> float:
+    """Learning rate at optimiser step ``step`` (0-based), a pure function of the settings."""
+    if settings.scheduler == "constant":
+        return settings.lr
+    if settings.scheduler == "step":
+        epoch = step // settings.steps_per_epoch
+        return settings.lr * settings.step_gamma ** (epoch // settings.step_epochs)
+    progress = min(step / max(settings.max_steps - 1, 1), 1.0)
+    return settings.min_lr + 0.5 * (settings.lr - settings.min_lr) * (1 + math.cos(math.pi
+                                                                                   * progress))
+
+
+class PatchSampler:
+    """Random HR patches with a minimum foreground fraction, flips and 90-degree rotations.
+
+    Randomness comes only from the ``torch.Generator`` passed to :meth:`sample`, whose
+    state the trainer checkpoints, so resumed runs draw the same patches.
+    """
+
+    def __init__(self, slices: Sequence[np.ndarray], patch_size: int,
+                 min_foreground: float = 0.25, foreground_threshold: float = 0.02) -> None:
+        usable = [np.ascontiguousarray(s, dtype=np.float32) for s in slices
+                  if s.ndim == 2 and min(s.shape) >= patch_size]
+        if not usable:
+            raise ValueError(f"no training slice is at least {patch_size}x{patch_size} "
+                             f"(got {len(slices)} slices)")
+        self.patch_size = patch_size
+        self.min_foreground = min_foreground
+        self.slices = [torch.from_numpy(s) for s in usable]
+        self.integrals = []
+        weights = []
+        for s in self.slices:
+            fg = (s > foreground_threshold).double()
+            integral = torch.zeros(s.shape[0] + 1, s.shape[1] + 1, dtype=torch.float64)
+            integral[1:, 1:] = fg.cumsum(0).cumsum(1)
+            self.integrals.append(integral)
+            weights.append(float(fg.sum()) + 1.0)
+        self.weights = torch.tensor(weights, dtype=torch.float64)
+
+    def _foreground_fraction(self, idx: int, top: int, left: int) -> float:
+        p, ii = self.patch_size, self.integrals[idx]
+        total = ii[top + p, left + p] - ii[top, left + p] - ii[top + p, left] + ii[top, left]
+        return float(total) / (p * p)
+
+    def _position(self, idx: int, gen: torch.Generator) -> tuple[int, int]:
+        h, w = self.slices[idx].shape
+        p = self.patch_size
+        for _ in range(8):
+            top = int(torch.randint(0, h - p + 1, (1,), generator=gen))
+            left = int(torch.randint(0, w - p + 1, (1,), generator=gen))
+            if self._foreground_fraction(idx, top, left) >= self.min_foreground:
+                break
+        return top, left
+
+    def sample(self, batch_size: int, gen: torch.Generator) -> torch.Tensor:
+        """A (batch, 1, P, P) float32 batch of augmented HR patches."""
+        idx = torch.multinomial(self.weights, batch_size, replacement=True, generator=gen)
+        transforms = torch.randint(0, 8, (batch_size,), generator=gen)
+        p = self.patch_size
+        patches = []
+        for i, t in zip(idx.tolist(), transforms.tolist(), strict=True):
+            top, left = self._position(i, gen)
+            patch = self.slices[i][top : top + p, left : left + p]
+            if t & 4:
+                patch = patch.flip(-1)
+            patches.append(torch.rot90(patch, t & 3, dims=(0, 1)))
+        return torch.stack(patches)[:, None].contiguous()
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """CUDA when present (or asked for), else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was requested but CUDA is not available")
+    return torch.device(device)
+
+
+def evenly_spaced(items: Sequence[Any], count: int) -> list[Any]:
+    """``count`` items spread evenly over ``items`` (all of them if fewer)."""
+    if count >= len(items):
+        return list(items)
+    positions = np.linspace(0, len(items) - 1, count).round().astype(int)
+    return [items[i] for i in positions]
+
+
+@torch.inference_mode()
+def validation_psnr(model: nn.Module, slices: Sequence[np.ndarray], degrade_fn: Callable,
+                    scale: int, device: torch.device) -> float:
+    """Mean PSNR (shave = scale) of the model on whole validation slices."""
+    model.eval()
+    values = []
+    for hr in slices:
+        hr_t = torch.from_numpy(np.ascontiguousarray(hr, dtype=np.float32))[None, None]
+        lr = degrade_fn(hr_t, scale).to(device).contiguous(memory_format=torch.channels_last)
+        with _autocast(device):
+            sr = model(lr).float().clamp(0, 1).cpu()
+        values.append(float(psnr(sr[0, 0], hr_t[0, 0], shave=scale)))
+    model.train()
+    return float(np.mean(values)) if values else float("nan")
+
+
+def _autocast(device: torch.device) -> Any:
+    """bf16 autocast on CUDA, a no-op elsewhere."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                          enabled=device.type == "cuda")
+
+
+def _make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    weights = [p for n, p in model.named_parameters() if p.requires_grad and
+               not n.endswith("bias")]
+    biases = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("bias")]
+    groups = [{"params": weights, "lr_mult": 1.0},
+              {"params": biases, "lr_mult": settings.bias_lr_mult}]
+    groups = [g for g in groups if g["params"]]
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum,
+                               weight_decay=settings.weight_decay)
+    return torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def _rng_state(gen: torch.Generator) -> dict[str, Any]:
+    state = {"sampler": gen.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _restore_rng(gen: torch.Generator, state: dict[str, Any]) -> None:
+    gen.set_state(state["sampler"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _rewrite_log(log_path: Path, upto_step: int) -> None:
+    """Keep only log rows up to ``upto_step`` (rows after the resumed checkpoint are redone)."""
+    if not log_path.exists():
+        return
+    with log_path.open(newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= upto_step]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LOG_FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    tmp = log_path.with_suffix(".csv.tmp")
+    tmp.write_text(buf.getvalue())
+    os.replace(tmp, log_path)
+
+
+def _append_log(log_path: Path, row: dict[str, Any]) -> None:
+    new = not log_path.exists()
+    with log_path.open("a", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def initial_weights(init: str, model_name: str, model_kwargs: dict[str, Any],
+                    weights_name: str | None = None) -> tuple[dict[str, torch.Tensor] | None, str]:
+    """State dict to start from (or None for scratch) and a description of its origin."""
+    if init == "scratch":
+        return None, "scratch"
+    if init == "shipped":
+        from rrlsrn.weights import shipped_weights_path
+
+        path = shipped_weights_path(weights_name or model_name)
+        return load_checkpoint(path)["model"], f"shipped:{path.name}"
+    if init == "lapsrn_x2":
+        from rrlsrn.lapsrn import lapsrn_x2_state_dict
+
+        return lapsrn_x2_state_dict(depth=model_kwargs.get("depth", 11),
+                                    image_branch=model_kwargs.get("image_branch",
+                                                                  "transposed")), init
+    return load_checkpoint(init)["model"], f"checkpoint:{init}"
+
+
+def train(model_name: str, train_slices: Sequence[np.ndarray], val_slices: Sequence[np.ndarray],
+          out_dir: str | os.PathLike, settings: TrainSettings,
+          model_kwargs: dict[str, Any] | None = None, scale: int = 2,
+          degradation: dict[str, Any] | None = None, device: str = "auto",
+          weights_name: str | None = None, threads: int | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Train (or resume training) ``model_name`` and write checkpoints + log to ``out_dir``.
+
+    Returns a summary: steps done, best validation PSNR, whether the run finished, and
+    where it started from.  Calling it again on the same ``out_dir`` resumes from
+    ``last.pt``; a finished run returns immediately.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    model_kwargs = dict(model_kwargs or {})
+    degradation = dict(degradation or {"name": "bicubic"})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path, log_path = out / "last.pt", out / "best.pt", out / "train_log.csv"
+    dev = pick_device(device)
+    degrade_fn = make_degradation(**degradation)
+
+    torch.manual_seed(settings.seed)
+    model = build_model(model_name, **model_kwargs)
+    gen = torch.Generator().manual_seed(settings.seed)
+    optimizer = _make_optimizer(model, settings)
+    meta = {"model_name": model_name, "model_kwargs": model_kwargs,
+            "settings": dataclasses.asdict(settings), "scale": scale,
+            "degradation": degradation}
+
+    step, best = 0, -math.inf
+    if last_path.exists():
+        state = load_checkpoint(last_path)
+        if state["model_name"] != model_name or state.get("model_kwargs", {}) != model_kwargs:
+            raise CheckpointError(f"checkpoint {last_path} is for model {state['model_name']} "
+                                  f"{state.get('model_kwargs')}, not {model_name} {model_kwargs}")
+        load_state_into(model, state["model"], last_path)
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except (ValueError, KeyError) as exc:
+            raise CheckpointError(f"checkpoint {last_path}: optimiser state does not match "
+                                  f"the settings: {exc}") from exc
+        _restore_rng(gen, state["rng"])
+        step, best, origin = state["step"], state["best_val_psnr"], state["init"]
+        _rewrite_log(log_path, step)
+    else:
+        init_state, origin = initial_weights(settings.init, model_name, model_kwargs,
+                                             weights_name)
+        if init_state is not None:
+            load_state_into(model, init_state, settings.init)
+        log_path.unlink(missing_ok=True)
+
+    summary = {"model_name": model_name, "init": origin, "device": str(dev)}
+    if step >= settings.max_steps:
+        return {**summary, "steps": step, "best_val_psnr": best, "finished": True}
+
+    model = model.to(dev).to(memory_format=torch.channels_last).train()
+    # Optimiser state tensors follow the parameters to the device.
+    for st in optimizer.state.values():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor) and k != "step":
+                st[k] = v.to(dev)
+    sampler = PatchSampler(train_slices, settings.patch_size, settings.min_foreground,
+                           settings.foreground_threshold)
+    val = evenly_spaced(list(val_slices), settings.val_slices)
+    pixel_factor = settings.patch_size**2 if settings.loss_reduction == "sum_per_sample" else 1
+
+    def checkpoint(path: Path, full: bool) -> None:
+        state = {**meta, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                 "step": step, "best_val_psnr": best, "init": origin}
+        if full:
+            state.update(optimizer=optimizer.state_dict(), rng=_rng_state(gen),
+                         scheduler={"name": settings.scheduler, "step": step})
+        save_checkpoint(state, path)
+
+    start = time.perf_counter()
+    window_start, window_patches, loss_sum, loss_count = start, 0, 0.0, 0
+    bar = tqdm(total=settings.max_steps, initial=step, disable=not progress,
+               desc=f"train {model_name}", unit="step", mininterval=1.0, dynamic_ncols=True)
+    finished = True
+    while step < settings.max_steps:
+        hr = sampler.sample(settings.batch_size, gen)
+        lr_img = degrade_fn(hr, scale)
+        hr = hr.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        lr_img = lr_img.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        rate = learning_rate(settings, step)
+        for group in optimizer.param_groups:
+            group["lr"] = rate * group.get("lr_mult", 1.0)
+        with _autocast(dev):
+            pred = model(lr_img)
+        loss = combined_loss(pred.float(), hr, settings.gdl_weight,
+                             settings.charbonnier_eps) * pixel_factor
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if settings.grad_clip:
+            nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
+        optimizer.step()
+        step += 1
+        loss_sum += float(loss.detach())
+        loss_count += 1
+        window_patches += settings.batch_size
+        bar.update(1)
+        if step % settings.steps_per_epoch == 0 or step == settings.max_steps:
+            val_psnr = validation_psnr(model, val, degrade_fn, scale, dev)
+            now = time.perf_counter()
+            _append_log(log_path, {
+                "step": step, "epoch": step // settings.steps_per_epoch,
+                "loss": loss_sum / loss_count, "lr": rate, "val_psnr": val_psnr,
+                "elapsed_s": round(now - start, 3),
+                "patches_per_s": round(window_patches / (now - window_start), 2)})
+            bar.set_postfix(loss=f"{loss_sum / loss_count:.4g}", val_psnr=f"{val_psnr:.2f}")
+            window_start, window_patches, loss_sum, loss_count = now, 0, 0.0, 0
+            if val_psnr > best or not best_path.exists():
+                best = max(best, val_psnr)
+                checkpoint(best_path, full=False)
+            checkpoint(last_path, full=True)
+        elif settings.max_minutes and (time.perf_counter() - start) > 60 * settings.max_minutes:
+            checkpoint(last_path, full=True)
+            finished = False
+            break
+    bar.close()
+    return {**summary, "steps": step, "best_val_psnr": best, "finished": finished}

@@ -1,0 +1,28 @@
+"""Pretrained checkpoints the project made itself, each with a model card (``<name>.md``).
+
+They are trained from scratch on the embedded training subjects only (preset
+``pretrain``); see each model card for data, steps, validation PSNR and licence.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+
+def shipped_weights_path(name: str) -> Path:
+    """Path of the shipped checkpoint ``<name>.pt``; a clear error lists what ships."""
+    folder = Path(str(resources.files("rrlsrn.weights")))
+    path = folder / f"{name}.pt"
+    if not path.is_file():
+        available = sorted(p.stem for p in folder.glob("*.pt"))
+        raise FileNotFoundError(f"no shipped weights {path} for {name!r}; shipped: "
+                                f"{available or 'none'}. Train them with the 'pretrain' "
+                                f"preset (see README) or use init: scratch")
+    return path
+
+
+def shipped_weights() -> list[str]:
+    """Names of the shipped checkpoints."""
+    folder = Path(str(resources.files("rrlsrn.weights")))
+    return sorted(p.stem for p in folder.glob("*.pt"))
