@@ -41,8 +41,9 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> None:
         raise
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
-                    ) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Load a checkpoint with ``weights_only=True``; raise :class:`CheckpointError` if bad."""
     path = Path(path)
     if not path.is_file():
@@ -50,25 +51,31 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt files
-        raise CheckpointError(f"checkpoint {path} is corrupt or not a torch checkpoint: "
-                              f"{type(exc).__name__}: {exc}") from exc
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a torch checkpoint: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(state, dict) or "model" not in state or "model_name" not in state:
-        raise CheckpointError(f"checkpoint {path} lacks the 'model' / 'model_name' entries "
-                              f"written by rrlsrn")
+        raise CheckpointError(
+            f"checkpoint {path} lacks the 'model' / 'model_name' entries written by rrlsrn"
+        )
     if state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {path} has format {state.get('format')!r}, "
-                              f"this version reads format {CHECKPOINT_FORMAT}")
+        raise CheckpointError(
+            f"checkpoint {path} has format {state.get('format')!r}, "
+            f"this version reads format {CHECKPOINT_FORMAT}"
+        )
     return state
 
 
-def load_state_into(model: nn.Module, state_dict: dict[str, torch.Tensor],
-                    path: str | os.PathLike) -> None:
+def load_state_into(
+    model: nn.Module, state_dict: dict[str, torch.Tensor], path: str | os.PathLike
+) -> None:
     """Load weights strictly; a mismatch raises :class:`CheckpointError` naming ``path``."""
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint {path} does not match the model "
-                              f"{type(model).__name__}: {exc}") from exc
+        raise CheckpointError(
+            f"checkpoint {path} does not match the model {type(model).__name__}: {exc}"
+        ) from exc
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
@@ -77,7 +84,8 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
     try:
         model = build_model(state["model_name"], **state.get("model_kwargs", {}))
     except (KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {path} names a model that cannot be built: "
-                              f"{exc}") from exc
+        raise CheckpointError(
+            f"checkpoint {path} names a model that cannot be built: {exc}"
+        ) from exc
     load_state_into(model, state["model"], path)
     return model.to(device).eval()

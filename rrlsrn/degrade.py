@@ -64,8 +64,9 @@ def resize_matrix(in_length: int, out_length: int, scale: float) -> np.ndarray:
 
 def _check_image(x: ArrayLike, name: str = "x") -> None:
     if x.ndim < 2:
-        raise ValueError(f"{name} must have at least 2 dimensions (..., H, W), got shape "
-                         f"{tuple(x.shape)}")
+        raise ValueError(
+            f"{name} must have at least 2 dimensions (..., H, W), got shape {tuple(x.shape)}"
+        )
 
 
 def _apply_separable(x: ArrayLike, mat_h: np.ndarray, mat_w: np.ndarray) -> ArrayLike:
@@ -108,8 +109,9 @@ def modcrop(x: ArrayLike, scale: int) -> ArrayLike:
 def _require_divisible(x: ArrayLike, scale: int) -> None:
     h, w = x.shape[-2:]
     if h % scale or w % scale:
-        raise ValueError(f"image size {h}x{w} is not divisible by the scale {scale}; "
-                         f"apply modcrop first")
+        raise ValueError(
+            f"image size {h}x{w} is not divisible by the scale {scale}; apply modcrop first"
+        )
 
 
 def bicubic_down(x: ArrayLike, scale: int) -> ArrayLike:
@@ -163,8 +165,9 @@ def gaussian_block_down(x: ArrayLike, scale: int, sigma: float | None = None) ->
     if sigma is None:
         sigma = scale / (2 * math.sqrt(2 * math.log(2)))
     h, w = x.shape[-2:]
-    return _apply_separable(x, _blur_block_matrix(h, scale, float(sigma)),
-                            _blur_block_matrix(w, scale, float(sigma)))
+    return _apply_separable(
+        x, _blur_block_matrix(h, scale, float(sigma)), _blur_block_matrix(w, scale, float(sigma))
+    )
 
 
 DEGRADATIONS: dict[str, Callable[..., ArrayLike]] = {

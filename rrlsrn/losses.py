@@ -23,8 +23,10 @@ def gradient_difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     across batch or channel), and it is the absolute gradients that are compared.
     """
     if pred.shape != target.shape or pred.ndim < 2:
-        raise ValueError(f"pred and target must share a shape with >= 2 dims, got "
-                         f"{tuple(pred.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"pred and target must share a shape with >= 2 dims, got "
+            f"{tuple(pred.shape)} and {tuple(target.shape)}"
+        )
     dy_p = (pred[..., 1:, :] - pred[..., :-1, :]).abs()
     dy_t = (target[..., 1:, :] - target[..., :-1, :]).abs()
     dx_p = (pred[..., :, 1:] - pred[..., :, :-1]).abs()
@@ -32,8 +34,9 @@ def gradient_difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     return ((dy_t - dy_p) ** 2).mean() + ((dx_t - dx_p) ** 2).mean()
 
 
-def combined_loss(pred: torch.Tensor, target: torch.Tensor, gdl_weight: float = 1.0,
-                  eps: float = 1e-3) -> torch.Tensor:
+def combined_loss(
+    pred: torch.Tensor, target: torch.Tensor, gdl_weight: float = 1.0, eps: float = 1e-3
+) -> torch.Tensor:
     """The paper's loss: ``charbonnier + gdl_weight * gradient_difference``."""
     loss = charbonnier(pred, target, eps)
     if gdl_weight:

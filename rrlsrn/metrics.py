@@ -20,14 +20,19 @@ def shave_border(x: torch.Tensor, shave: int) -> torch.Tensor:
     if shave <= 0:
         return x
     if min(x.shape[-2:]) <= 2 * shave:
-        raise ValueError(f"image of size {tuple(x.shape[-2:])} is too small to shave "
-                         f"{shave} pixels per border")
+        raise ValueError(
+            f"image of size {tuple(x.shape[-2:])} is too small to shave {shave} pixels per border"
+        )
     return x[..., shave:-shave, shave:-shave]
 
 
-def psnr(pred: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor,
-         shave: int = 0, data_range: float = 1.0,
-         mask: np.ndarray | torch.Tensor | None = None) -> torch.Tensor:
+def psnr(
+    pred: np.ndarray | torch.Tensor,
+    target: np.ndarray | torch.Tensor,
+    shave: int = 0,
+    data_range: float = 1.0,
+    mask: np.ndarray | torch.Tensor | None = None,
+) -> torch.Tensor:
     """PSNR in dB per image over the last two axes, after shaving the border.
 
     ``pred`` and ``target`` have shape (..., H, W); the result has shape (...).  With a

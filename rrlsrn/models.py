@@ -56,22 +56,21 @@ class RRLSRN(nn.Module):
 
     scale = 2
 
-    def __init__(self, depth: int = 11, width: int = 64,
-                 image_branch: str = "transposed") -> None:
+    def __init__(self, depth: int = 11, width: int = 64, image_branch: str = "transposed") -> None:
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
         if image_branch not in ("transposed", "bicubic"):
-            raise ValueError(f"image_branch must be 'transposed' or 'bicubic', "
-                             f"got {image_branch!r}")
+            raise ValueError(
+                f"image_branch must be 'transposed' or 'bicubic', got {image_branch!r}"
+            )
         self.depth, self.width, self.image_branch = depth, width, image_branch
         self.input_conv = nn.Conv2d(1, width, 3, padding=1)
         self.inner = nn.ModuleList(nn.Conv2d(width, width, 3, padding=1) for _ in range(depth))
         self.feature_up = nn.ConvTranspose2d(width, width, 4, stride=2, padding=1)
         self.residual_conv = nn.Conv2d(width, 1, 3, padding=1)
         if image_branch == "transposed":
-            self.image_up: nn.Module = nn.ConvTranspose2d(1, 1, 4, stride=2, padding=1,
-                                                          bias=False)
+            self.image_up: nn.Module = nn.ConvTranspose2d(1, 1, 4, stride=2, padding=1, bias=False)
         else:
             self.image_up = BicubicUpsample(2)
         self.reset_parameters()
@@ -131,4 +130,3 @@ def count_parameters(model: nn.Module) -> int:
 
 # The ablations (rrlsrn_no_gdl, rrlsrn_bicubic_bottom) are config presets of this model.
 register_model("rrlsrn", RRLSRN)
-

@@ -80,8 +80,9 @@ class TrainSettings:
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
-            raise ValueError("invalid training settings: "
-                             + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+            raise ValueError(
+                "invalid training settings: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
+            )
 
 
 def load_presets() -> dict[str, dict[str, Any]]:
@@ -111,8 +112,9 @@ def learning_rate(settings: TrainSettings, step: int) -> float:
         epoch = step // settings.steps_per_epoch
         return settings.lr * settings.step_gamma ** (epoch // settings.step_epochs)
     progress = min(step / max(settings.max_steps - 1, 1), 1.0)
-    return settings.min_lr + 0.5 * (settings.lr - settings.min_lr) * (1 + math.cos(math.pi
-                                                                                   * progress))
+    return settings.min_lr + 0.5 * (settings.lr - settings.min_lr) * (
+        1 + math.cos(math.pi * progress)
+    )
 
 
 class PatchSampler:
@@ -122,13 +124,23 @@ class PatchSampler:
     state the trainer checkpoints, so resumed runs draw the same patches.
     """
 
-    def __init__(self, slices: Sequence[np.ndarray], patch_size: int,
-                 min_foreground: float = 0.25, foreground_threshold: float = 0.02) -> None:
-        usable = [np.ascontiguousarray(s, dtype=np.float32) for s in slices
-                  if s.ndim == 2 and min(s.shape) >= patch_size]
+    def __init__(
+        self,
+        slices: Sequence[np.ndarray],
+        patch_size: int,
+        min_foreground: float = 0.25,
+        foreground_threshold: float = 0.02,
+    ) -> None:
+        usable = [
+            np.ascontiguousarray(s, dtype=np.float32)
+            for s in slices
+            if s.ndim == 2 and min(s.shape) >= patch_size
+        ]
         if not usable:
-            raise ValueError(f"no training slice is at least {patch_size}x{patch_size} "
-                             f"(got {len(slices)} slices)")
+            raise ValueError(
+                f"no training slice is at least {patch_size}x{patch_size} "
+                f"(got {len(slices)} slices)"
+            )
         self.patch_size = patch_size
         self.min_foreground = min_foreground
         self.slices = [torch.from_numpy(s) for s in usable]
@@ -190,8 +202,13 @@ def evenly_spaced(items: Sequence[Any], count: int) -> list[Any]:
 
 
 @torch.inference_mode()
-def validation_psnr(model: nn.Module, slices: Sequence[np.ndarray], degrade_fn: Callable,
-                    scale: int, device: torch.device) -> float:
+def validation_psnr(
+    model: nn.Module,
+    slices: Sequence[np.ndarray],
+    degrade_fn: Callable,
+    scale: int,
+    device: torch.device,
+) -> float:
     """Mean PSNR (shave = scale) of the model on whole validation slices."""
     model.eval()
     values = []
@@ -207,20 +224,23 @@ def validation_psnr(model: nn.Module, slices: Sequence[np.ndarray], degrade_fn: 
 
 def _autocast(device: torch.device) -> Any:
     """bf16 autocast on CUDA, a no-op elsewhere."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                          enabled=device.type == "cuda")
+    return torch.autocast(
+        device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
+    )
 
 
 def _make_optimizer(model: nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    weights = [p for n, p in model.named_parameters() if p.requires_grad and
-               not n.endswith("bias")]
+    weights = [p for n, p in model.named_parameters() if p.requires_grad and not n.endswith("bias")]
     biases = [p for n, p in model.named_parameters() if p.requires_grad and n.endswith("bias")]
-    groups = [{"params": weights, "lr_mult": 1.0},
-              {"params": biases, "lr_mult": settings.bias_lr_mult}]
+    groups = [
+        {"params": weights, "lr_mult": 1.0},
+        {"params": biases, "lr_mult": settings.bias_lr_mult},
+    ]
     groups = [g for g in groups if g["params"]]
     if settings.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum,
-                               weight_decay=settings.weight_decay)
+        return torch.optim.SGD(
+            groups, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay
+        )
     return torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
 
 
@@ -262,8 +282,9 @@ def _append_log(log_path: Path, row: dict[str, Any]) -> None:
         writer.writerow(row)
 
 
-def initial_weights(init: str, model_name: str, model_kwargs: dict[str, Any],
-                    weights_name: str | None = None) -> tuple[dict[str, torch.Tensor] | None, str]:
+def initial_weights(
+    init: str, model_name: str, model_kwargs: dict[str, Any], weights_name: str | None = None
+) -> tuple[dict[str, torch.Tensor] | None, str]:
     """State dict to start from (or None for scratch) and a description of its origin."""
     if init == "scratch":
         return None, "scratch"
@@ -275,18 +296,27 @@ def initial_weights(init: str, model_name: str, model_kwargs: dict[str, Any],
     if init == "lapsrn_x2":
         from rrlsrn.lapsrn import lapsrn_x2_state_dict
 
-        return lapsrn_x2_state_dict(depth=model_kwargs.get("depth", 11),
-                                    image_branch=model_kwargs.get("image_branch",
-                                                                  "transposed")), init
+        return lapsrn_x2_state_dict(
+            depth=model_kwargs.get("depth", 11),
+            image_branch=model_kwargs.get("image_branch", "transposed"),
+        ), init
     return load_checkpoint(init)["model"], f"checkpoint:{init}"
 
 
-def train(model_name: str, train_slices: Sequence[np.ndarray], val_slices: Sequence[np.ndarray],
-          out_dir: str | os.PathLike, settings: TrainSettings,
-          model_kwargs: dict[str, Any] | None = None, scale: int = 2,
-          degradation: dict[str, Any] | None = None, device: str = "auto",
-          weights_name: str | None = None, threads: int | None = None,
-          progress: bool = True) -> dict[str, Any]:
+def train(
+    model_name: str,
+    train_slices: Sequence[np.ndarray],
+    val_slices: Sequence[np.ndarray],
+    out_dir: str | os.PathLike,
+    settings: TrainSettings,
+    model_kwargs: dict[str, Any] | None = None,
+    scale: int = 2,
+    degradation: dict[str, Any] | None = None,
+    device: str = "auto",
+    weights_name: str | None = None,
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train (or resume training) ``model_name`` and write checkpoints + log to ``out_dir``.
 
     Returns a summary: steps done, best validation PSNR, whether the run finished, and
@@ -307,28 +337,34 @@ def train(model_name: str, train_slices: Sequence[np.ndarray], val_slices: Seque
     model = build_model(model_name, **model_kwargs)
     gen = torch.Generator().manual_seed(settings.seed)
     optimizer = _make_optimizer(model, settings)
-    meta = {"model_name": model_name, "model_kwargs": model_kwargs,
-            "settings": dataclasses.asdict(settings), "scale": scale,
-            "degradation": degradation}
+    meta = {
+        "model_name": model_name,
+        "model_kwargs": model_kwargs,
+        "settings": dataclasses.asdict(settings),
+        "scale": scale,
+        "degradation": degradation,
+    }
 
     step, best = 0, -math.inf
     if last_path.exists():
         state = load_checkpoint(last_path)
         if state["model_name"] != model_name or state.get("model_kwargs", {}) != model_kwargs:
-            raise CheckpointError(f"checkpoint {last_path} is for model {state['model_name']} "
-                                  f"{state.get('model_kwargs')}, not {model_name} {model_kwargs}")
+            raise CheckpointError(
+                f"checkpoint {last_path} is for model {state['model_name']} "
+                f"{state.get('model_kwargs')}, not {model_name} {model_kwargs}"
+            )
         load_state_into(model, state["model"], last_path)
         try:
             optimizer.load_state_dict(state["optimizer"])
         except (ValueError, KeyError) as exc:
-            raise CheckpointError(f"checkpoint {last_path}: optimiser state does not match "
-                                  f"the settings: {exc}") from exc
+            raise CheckpointError(
+                f"checkpoint {last_path}: optimiser state does not match the settings: {exc}"
+            ) from exc
         _restore_rng(gen, state["rng"])
         step, best, origin = state["step"], state["best_val_psnr"], state["init"]
         _rewrite_log(log_path, step)
     else:
-        init_state, origin = initial_weights(settings.init, model_name, model_kwargs,
-                                             weights_name)
+        init_state, origin = initial_weights(settings.init, model_name, model_kwargs, weights_name)
         if init_state is not None:
             load_state_into(model, init_state, settings.init)
         log_path.unlink(missing_ok=True)
@@ -343,23 +379,39 @@ def train(model_name: str, train_slices: Sequence[np.ndarray], val_slices: Seque
         for k, v in st.items():
             if isinstance(v, torch.Tensor) and k != "step":
                 st[k] = v.to(dev)
-    sampler = PatchSampler(train_slices, settings.patch_size, settings.min_foreground,
-                           settings.foreground_threshold)
+    sampler = PatchSampler(
+        train_slices, settings.patch_size, settings.min_foreground, settings.foreground_threshold
+    )
     val = evenly_spaced(list(val_slices), settings.val_slices)
     pixel_factor = settings.patch_size**2 if settings.loss_reduction == "sum_per_sample" else 1
 
     def checkpoint(path: Path, full: bool) -> None:
-        state = {**meta, "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                 "step": step, "best_val_psnr": best, "init": origin}
+        state = {
+            **meta,
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "step": step,
+            "best_val_psnr": best,
+            "init": origin,
+        }
         if full:
-            state.update(optimizer=optimizer.state_dict(), rng=_rng_state(gen),
-                         scheduler={"name": settings.scheduler, "step": step})
+            state.update(
+                optimizer=optimizer.state_dict(),
+                rng=_rng_state(gen),
+                scheduler={"name": settings.scheduler, "step": step},
+            )
         save_checkpoint(state, path)
 
     start = time.perf_counter()
     window_start, window_patches, loss_sum, loss_count = start, 0, 0.0, 0
-    bar = tqdm(total=settings.max_steps, initial=step, disable=not progress,
-               desc=f"train {model_name}", unit="step", mininterval=1.0, dynamic_ncols=True)
+    bar = tqdm(
+        total=settings.max_steps,
+        initial=step,
+        disable=not progress,
+        desc=f"train {model_name}",
+        unit="step",
+        mininterval=1.0,
+        dynamic_ncols=True,
+    )
     finished = True
     while step < settings.max_steps:
         hr = sampler.sample(settings.batch_size, gen)
@@ -371,8 +423,10 @@ def train(model_name: str, train_slices: Sequence[np.ndarray], val_slices: Seque
             group["lr"] = rate * group.get("lr_mult", 1.0)
         with _autocast(dev):
             pred = model(lr_img)
-        loss = combined_loss(pred.float(), hr, settings.gdl_weight,
-                             settings.charbonnier_eps) * pixel_factor
+        loss = (
+            combined_loss(pred.float(), hr, settings.gdl_weight, settings.charbonnier_eps)
+            * pixel_factor
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if settings.grad_clip:
@@ -386,11 +440,18 @@ def train(model_name: str, train_slices: Sequence[np.ndarray], val_slices: Seque
         if step % settings.steps_per_epoch == 0 or step == settings.max_steps:
             val_psnr = validation_psnr(model, val, degrade_fn, scale, dev)
             now = time.perf_counter()
-            _append_log(log_path, {
-                "step": step, "epoch": step // settings.steps_per_epoch,
-                "loss": loss_sum / loss_count, "lr": rate, "val_psnr": val_psnr,
-                "elapsed_s": round(now - start, 3),
-                "patches_per_s": round(window_patches / (now - window_start), 2)})
+            _append_log(
+                log_path,
+                {
+                    "step": step,
+                    "epoch": step // settings.steps_per_epoch,
+                    "loss": loss_sum / loss_count,
+                    "lr": rate,
+                    "val_psnr": val_psnr,
+                    "elapsed_s": round(now - start, 3),
+                    "patches_per_s": round(window_patches / (now - window_start), 2),
+                },
+            )
             bar.set_postfix(loss=f"{loss_sum / loss_count:.4g}", val_psnr=f"{val_psnr:.2f}")
             window_start, window_patches, loss_sum, loss_count = now, 0, 0.0, 0
             if val_psnr > best or not best_path.exists():

@@ -16,9 +16,11 @@ def shipped_weights_path(name: str) -> Path:
     path = folder / f"{name}.pt"
     if not path.is_file():
         available = sorted(p.stem for p in folder.glob("*.pt"))
-        raise FileNotFoundError(f"no shipped weights {path} for {name!r}; shipped: "
-                                f"{available or 'none'}. Train them with the 'pretrain' "
-                                f"preset (see README) or use init: scratch")
+        raise FileNotFoundError(
+            f"no shipped weights {path} for {name!r}; shipped: "
+            f"{available or 'none'}. Train them with the 'pretrain' "
+            f"preset (see README) or use init: scratch"
+        )
     return path
 
 
