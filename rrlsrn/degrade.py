@@ -107,6 +107,7 @@ def modcrop(x: ArrayLike, scale: int) -> ArrayLike:
 
 
 def _require_divisible(x: ArrayLike, scale: int) -> None:
+    _check_image(x)
     h, w = x.shape[-2:]
     if h % scale or w % scale:
         raise ValueError(

@@ -9,8 +9,18 @@ from __future__ import annotations
 import torch
 
 
+def _check_pair(pred: torch.Tensor, target: torch.Tensor, min_size: int = 1) -> None:
+    """Refuse shape mismatches (broadcasting would silently compare the wrong pixels)."""
+    if pred.shape != target.shape or pred.ndim < 2 or min(pred.shape[-2:]) < min_size:
+        raise ValueError(
+            f"pred and target must share a shape (..., H, W) with H, W >= "
+            f"{min_size}, got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+
+
 def charbonnier(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """Mean of ``sqrt((pred - target)^2 + eps^2)`` (Lai et al. 2017, LapSRN eq. 4)."""
+    _check_pair(pred, target)
     diff = pred - target
     return torch.sqrt(diff * diff + eps * eps).mean()
 
@@ -22,11 +32,7 @@ def gradient_difference(pred: torch.Tensor, target: torch.Tensor) -> torch.Tenso
     finite differences are taken between neighbouring pixels of the last two axes (never
     across batch or channel), and it is the absolute gradients that are compared.
     """
-    if pred.shape != target.shape or pred.ndim < 2:
-        raise ValueError(
-            f"pred and target must share a shape with >= 2 dims, got "
-            f"{tuple(pred.shape)} and {tuple(target.shape)}"
-        )
+    _check_pair(pred, target, min_size=2)
     dy_p = (pred[..., 1:, :] - pred[..., :-1, :]).abs()
     dy_t = (target[..., 1:, :] - target[..., :-1, :]).abs()
     dx_p = (pred[..., :, 1:] - pred[..., :, :-1]).abs()

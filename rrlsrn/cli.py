@@ -1,0 +1,123 @@
+"""The ``rrlsrn`` command: parameter counts, data preparation and training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def _parse_assignments(items: Sequence[str], what: str) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` with YAML typing of values."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"rrlsrn: {what} must look like KEY=VALUE, got {item!r}")
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from rrlsrn.models import build_model, count_parameters
+
+    kwargs = _parse_assignments(args.model_arg, "--model-arg")
+    model = build_model(args.model, **kwargs)
+    convs = sum(type(m).__name__ == "Conv2d" for m in model.modules())
+    tconvs = sum(type(m).__name__ == "ConvTranspose2d" for m in model.modules())
+    print(
+        f"{args.model} {kwargs or ''}: {count_parameters(model):,} trainable parameters "
+        f"({convs} conv layers, {tconvs} transposed convs)"
+    )
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from rrlsrn.data.prepare import SliceOptions, prepare_volume
+    from rrlsrn.io import save_npz_atomic
+
+    options = SliceOptions(
+        axis=args.axis if args.axis == "auto" else int(args.axis), scale=args.scale
+    )
+    data = prepare_volume(args.volume, options, mask_path=args.mask)
+    save_npz_atomic(args.out, **data)
+    print(
+        f"{args.out}: {data['hr'].shape[0]} slices of {data['hr'].shape[1:]} "
+        f"(axis {int(data['axis'])})"
+    )
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rrlsrn.io import load_npz
+    from rrlsrn.train import make_settings, train
+
+    overrides = _parse_assignments(args.set, "--set")
+    settings = make_settings(args.preset, overrides)
+    train_slices = [s for f in args.train for s in load_npz(f)["hr"]]
+    val_slices = [s for f in args.val for s in load_npz(f)["hr"]]
+    summary = train(
+        args.model,
+        train_slices,
+        val_slices,
+        args.out,
+        settings,
+        model_kwargs=_parse_assignments(args.model_arg, "--model-arg"),
+        device=args.device,
+        weights_name=args.weights_name,
+        threads=args.threads,
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rrlsrn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("params", help="print a model's parameter and layer counts")
+    p.add_argument("--model", default="rrlsrn")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser("prepare", help="slice and normalise one 3D volume into an .npz")
+    p.add_argument("volume", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--mask", type=Path)
+    p.add_argument("--axis", default="auto", choices=["auto", "0", "1", "2"])
+    p.add_argument("--scale", type=int, default=2)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("train", help="train a learned model with a preset (resumable)")
+    p.add_argument("--model", default="rrlsrn")
+    p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--preset", default="demo")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a preset field, e.g. --set max_steps=500",
+    )
+    p.add_argument("--train", nargs="+", required=True, type=Path, help="training .npz files")
+    p.add_argument("--val", nargs="+", required=True, type=Path, help="validation .npz files")
+    p.add_argument("--out", required=True, type=Path, help="checkpoint folder")
+    p.add_argument("--weights-name", help="shipped weights to start from (init: shipped)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int)
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

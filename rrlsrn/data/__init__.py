@@ -1,0 +1,1 @@
+"""Dataset sources, slicing, normalisation, masks and splits."""

@@ -1,0 +1,99 @@
+"""Reading volumes and writing result files safely.
+
+Every reader checks what it got and raises an error naming the file; every writer writes
+to a temporary file in the destination folder and renames it, so a crash never leaves a
+half-written output behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+
+
+class VolumeError(ValueError):
+    """A volume file is missing, unreadable or not the 3D finite image expected."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    ``suffix`` keeps an extension that a writer insists on (e.g. ``.npz``, ``.nii.gz``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def save_npz_atomic(path: str | os.PathLike, **arrays: Any) -> None:
+    """``np.savez_compressed`` to ``path`` atomically."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load every array of an ``.npz`` file; a clear error names a bad file."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        raise ValueError(f"{path} is not a readable .npz file: {exc}") from exc
+
+
+def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """Read a 3D NIfTI volume as float32 with its affine and voxel sizes.
+
+    Raises :class:`VolumeError` naming the file when it is missing, unreadable or
+    truncated, not 3D (a trailing singleton 4th axis is squeezed), or holds NaN/Inf.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VolumeError(f"{path}: file not found")
+    try:
+        img = nib.load(str(path))
+        data = np.asarray(img.get_fdata(dtype=np.float32))
+    except Exception as exc:
+        raise VolumeError(f"{path}: cannot read as NIfTI ({type(exc).__name__}: {exc})") from exc
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise VolumeError(f"{path}: expected a 3D volume, got shape {data.shape}")
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise VolumeError(f"{path}: {bad} voxels are NaN or infinite")
+    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
+    return data, img.affine, zooms
