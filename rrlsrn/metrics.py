@@ -52,3 +52,22 @@ def psnr(
             raise ValueError("mask is empty inside the shaved border for at least one image")
         mse = (sq * m).sum(dim=(-2, -1)) / count
     return 10 * torch.log10(data_range**2 / mse)
+
+
+def evaluate_slices(
+    sr: np.ndarray, hr: np.ndarray, mask: np.ndarray | None = None, shave: int = 2
+) -> dict[str, np.ndarray]:
+    """Per-slice PSNR of an (N, H, W) SR stack against HR: whole slice and inside ``mask``.
+
+    Slices whose mask is empty inside the shaved border get NaN for the masked PSNR.
+    """
+    sr_t, hr_t = torch.as_tensor(sr), torch.as_tensor(hr)
+    out = {"psnr": psnr(sr_t, hr_t, shave=shave).numpy()}
+    if mask is not None:
+        m = torch.as_tensor(mask, dtype=torch.bool)
+        inside = shave_border(m, shave).flatten(-2).any(-1)
+        masked = torch.full((len(sr_t),), float("nan"), dtype=torch.float64)
+        if inside.any():
+            masked[inside] = psnr(sr_t[inside], hr_t[inside], shave=shave, mask=m[inside])
+        out["psnr_mask"] = masked.numpy()
+    return out

@@ -120,6 +120,9 @@ def learning_rate(settings: TrainSettings, step: int) -> float:
 class PatchSampler:
     """Random HR patches with a minimum foreground fraction, flips and 90-degree rotations.
 
+    For every slice the top-left corners whose patch holds at least ``min_foreground``
+    foreground pixels are found once (integral image); a slice is drawn with probability
+    proportional to its number of such corners, then a corner uniformly among them.
     Randomness comes only from the ``torch.Generator`` passed to :meth:`sample`, whose
     state the trainer checkpoints, so resumed runs draw the same patches.
     """
@@ -131,53 +134,44 @@ class PatchSampler:
         min_foreground: float = 0.25,
         foreground_threshold: float = 0.02,
     ) -> None:
+        p = patch_size
         usable = [
             np.ascontiguousarray(s, dtype=np.float32)
             for s in slices
-            if s.ndim == 2 and min(s.shape) >= patch_size
+            if s.ndim == 2 and min(s.shape) >= p
         ]
         if not usable:
-            raise ValueError(
-                f"no training slice is at least {patch_size}x{patch_size} "
-                f"(got {len(slices)} slices)"
-            )
-        self.patch_size = patch_size
-        self.min_foreground = min_foreground
+            raise ValueError(f"no training slice is at least {p}x{p} (got {len(slices)} slices)")
+        self.patch_size = p
         self.slices = [torch.from_numpy(s) for s in usable]
-        self.integrals = []
-        weights = []
-        for s in self.slices:
-            fg = (s > foreground_threshold).double()
-            integral = torch.zeros(s.shape[0] + 1, s.shape[1] + 1, dtype=torch.float64)
-            integral[1:, 1:] = fg.cumsum(0).cumsum(1)
-            self.integrals.append(integral)
-            weights.append(float(fg.sum()) + 1.0)
-        self.weights = torch.tensor(weights, dtype=torch.float64)
-
-    def _foreground_fraction(self, idx: int, top: int, left: int) -> float:
-        p, ii = self.patch_size, self.integrals[idx]
-        total = ii[top + p, left + p] - ii[top, left + p] - ii[top + p, left] + ii[top, left]
-        return float(total) / (p * p)
-
-    def _position(self, idx: int, gen: torch.Generator) -> tuple[int, int]:
-        h, w = self.slices[idx].shape
-        p = self.patch_size
-        for _ in range(8):
-            top = int(torch.randint(0, h - p + 1, (1,), generator=gen))
-            left = int(torch.randint(0, w - p + 1, (1,), generator=gen))
-            if self._foreground_fraction(idx, top, left) >= self.min_foreground:
-                break
-        return top, left
+        self.corners: list[torch.Tensor] = []
+        for s in usable:
+            ii = np.pad(
+                (s > foreground_threshold).cumsum(0, dtype=np.int32).cumsum(1), ((1, 0), (1, 0))
+            )
+            counts = ii[p:, p:] - ii[:-p, p:] - ii[p:, :-p] + ii[:-p, :-p]
+            ok = np.flatnonzero(counts >= min_foreground * p * p).astype(np.int32)
+            self.corners.append(torch.from_numpy(ok))
+        self.weights = torch.tensor([len(c) for c in self.corners], dtype=torch.float64)
+        if self.weights.sum() == 0:  # nothing meets the fraction: fall back to any corner
+            self.corners = [
+                torch.arange((s.shape[0] - p + 1) * (s.shape[1] - p + 1))[:, None]
+                for s in self.slices
+            ]
+            self.weights = torch.tensor([len(c) for c in self.corners], dtype=torch.float64)
 
     def sample(self, batch_size: int, gen: torch.Generator) -> torch.Tensor:
         """A (batch, 1, P, P) float32 batch of augmented HR patches."""
         idx = torch.multinomial(self.weights, batch_size, replacement=True, generator=gen)
+        picks = torch.rand(batch_size, generator=gen, dtype=torch.float64)
         transforms = torch.randint(0, 8, (batch_size,), generator=gen)
         p = self.patch_size
         patches = []
-        for i, t in zip(idx.tolist(), transforms.tolist(), strict=True):
-            top, left = self._position(i, gen)
-            patch = self.slices[i][top : top + p, left : left + p]
+        for i, u, t in zip(idx.tolist(), picks.tolist(), transforms.tolist(), strict=True):
+            corners, image = self.corners[i], self.slices[i]
+            flat = int(corners[min(int(u * len(corners)), len(corners) - 1)])
+            top, left = divmod(flat, image.shape[1] - p + 1)
+            patch = image[top : top + p, left : left + p]
             if t & 4:
                 patch = patch.flip(-1)
             patches.append(torch.rot90(patch, t & 3, dims=(0, 1)))
@@ -316,12 +310,14 @@ def train(
     weights_name: str | None = None,
     threads: int | None = None,
     progress: bool = True,
+    stop_at_step: int | None = None,
 ) -> dict[str, Any]:
     """Train (or resume training) ``model_name`` and write checkpoints + log to ``out_dir``.
 
     Returns a summary: steps done, best validation PSNR, whether the run finished, and
     where it started from.  Calling it again on the same ``out_dir`` resumes from
-    ``last.pt``; a finished run returns immediately.
+    ``last.pt``; a finished run returns immediately.  ``stop_at_step`` (or the
+    ``max_minutes`` setting) ends this invocation early with a resumable checkpoint.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -458,7 +454,10 @@ def train(
                 best = max(best, val_psnr)
                 checkpoint(best_path, full=False)
             checkpoint(last_path, full=True)
-        elif settings.max_minutes and (time.perf_counter() - start) > 60 * settings.max_minutes:
+        out_of_time = (
+            settings.max_minutes and time.perf_counter() - start > 60 * settings.max_minutes
+        )
+        if step < settings.max_steps and (out_of_time or step == stop_at_step):
             checkpoint(last_path, full=True)
             finished = False
             break

@@ -1,0 +1,74 @@
+# Config validation and input functions. Logic lives in rrlsrn.pipeline.
+from snakemake.utils import validate
+
+from rrlsrn import pipeline
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+RESULTS = config["results"]
+METHODS = pipeline.enabled_methods(config, workflow.basedir)
+DATASETS = list(config["datasets"])
+
+
+def subject_volume(wildcards):
+    return str(pipeline.dataset_volumes(config, wildcards.dataset)[wildcards.subject])
+
+
+def subject_files(dataset, role):
+    return expand(
+        f"{RESULTS}/data/{dataset}/{{subject}}.npz",
+        subject=pipeline.subjects_with_role(config, dataset, role),
+    )
+
+
+def training_files(role):
+    return [f for dataset in DATASETS for f in subject_files(dataset, role)]
+
+
+def train_inputs(wildcards):
+    return {"train": training_files("train"), "val": training_files("val")}
+
+
+def method_spec_params(wildcards):
+    return config["method_specs"][wildcards.method]
+
+
+def training_overrides(wildcards):
+    return pipeline.method_settings(config, wildcards.method)
+
+
+def slice_axis(wildcards):
+    return config["datasets"][wildcards.dataset].get("slice_axis", "auto")
+
+
+def dataset_split(wildcards):
+    return pipeline.dataset_split(config, wildcards.dataset)
+
+
+def lapsrn_mat(wildcards):
+    path = pipeline.lapsrn_mat_available(config, workflow.basedir)
+    return str(path) if path else None
+
+
+def model_input(wildcards):
+    if config["method_specs"][wildcards.method]["kind"] == "learned":
+        return f"{RESULTS}/models/{wildcards.method}/best.pt"
+    return []
+
+
+def test_metric_files():
+    return [
+        f"{RESULTS}/metrics/{method}/{dataset}/{subject}.tsv"
+        for method in METHODS
+        for dataset in DATASETS
+        for subject in pipeline.subjects_with_role(config, dataset, "test")
+    ]
+
+
+def all_outputs():
+    return [
+        *expand(f"{RESULTS}/splits/{{dataset}}.tsv", dataset=DATASETS),
+        *expand(
+            f"{RESULTS}/tables/psnr_summary.{{ext}}", ext=["csv", "md", "tex"]
+        ),
+    ]

@@ -1,0 +1,14 @@
+"""Snakemake adapter: one HR volume -> per-subject slice file (rrlsrn.data.prepare)."""
+
+from rrlsrn.data.prepare import SliceOptions, prepare_volume
+from rrlsrn.io import save_npz_atomic
+from rrlsrn.pipeline import log_to
+
+with log_to(snakemake.log[0]):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    data = prepare_volume(sm.input[0], SliceOptions(axis=sm.params.axis, scale=sm.params.scale))
+    save_npz_atomic(sm.output[0], **data)
+    print(
+        f"{sm.input[0]} -> {sm.output[0]}: {data['hr'].shape[0]} slices "
+        f"{data['hr'].shape[1:]} along axis {int(data['axis'])}"
+    )

@@ -1,0 +1,19 @@
+"""Snakemake adapter: super-resolve one test subject with one method, timing each slice."""
+
+from rrlsrn.pipeline import log_to, super_resolve_subject
+
+with log_to(snakemake.log[0]):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    super_resolve_subject(
+        method=sm.wildcards.method,
+        spec=sm.params.spec,
+        data_file=sm.input.data,
+        model_file=sm.input.model or None,
+        lapsrn_mat=sm.params.lapsrn_mat,
+        sr_out=sm.output.sr,
+        runtime_out=sm.output.runtime,
+        scale=sm.params.scale,
+        degradation=sm.params.degradation,
+        device=sm.params.device,
+        threads=sm.threads,
+    )
