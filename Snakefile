@@ -1,10 +1,12 @@
 # rrlsrn-bench: reproduce and extend Song et al. 2022 (RRLSRN). See README.md.
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "rules/common.smk"
@@ -16,6 +18,6 @@ include: "rules/report.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_outputs(),
-    default_target: True

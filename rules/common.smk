@@ -68,7 +68,5 @@ def test_metric_files():
 def all_outputs():
     return [
         *expand(f"{RESULTS}/splits/{{dataset}}.tsv", dataset=DATASETS),
-        *expand(
-            f"{RESULTS}/tables/psnr_summary.{{ext}}", ext=["csv", "md", "tex"]
-        ),
+        *expand(f"{RESULTS}/tables/psnr_summary.{{ext}}", ext=["csv", "md", "tex"]),
     ]

@@ -3,6 +3,8 @@ rule prepare_subject:
         subject_volume,
     output:
         f"{RESULTS}/data/{{dataset}}/{{subject}}.npz",
+    conda:
+        "../envs/rrlsrn.yaml"
     log:
         f"{RESULTS}/logs/prepare/{{dataset}}/{{subject}}.log",
     params:
@@ -15,6 +17,8 @@ rule prepare_subject:
 rule split:
     output:
         f"{RESULTS}/splits/{{dataset}}.tsv",
+    conda:
+        "../envs/rrlsrn.yaml"
     log:
         f"{RESULTS}/logs/split/{{dataset}}.log",
     params:

@@ -4,6 +4,8 @@ rule evaluate:
         data=f"{RESULTS}/data/{{dataset}}/{{subject}}.npz",
     output:
         f"{RESULTS}/metrics/{{method}}/{{dataset}}/{{subject}}.tsv",
+    conda:
+        "../envs/rrlsrn.yaml"
     log:
         f"{RESULTS}/logs/evaluate/{{method}}/{{dataset}}/{{subject}}.log",
     params:

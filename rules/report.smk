@@ -5,6 +5,8 @@ rule summary_table:
         csv=f"{RESULTS}/tables/psnr_summary.csv",
         md=f"{RESULTS}/tables/psnr_summary.md",
         tex=f"{RESULTS}/tables/psnr_summary.tex",
+    conda:
+        "../envs/rrlsrn.yaml"
     log:
         f"{RESULTS}/logs/summary_table.log",
     script:

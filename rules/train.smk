@@ -4,12 +4,15 @@ rule train:
     output:
         model=f"{RESULTS}/models/{{method}}/best.pt",
         log_csv=f"{RESULTS}/models/{{method}}/train_log.csv",
+    conda:
+        "../envs/rrlsrn.yaml"
     log:
         f"{RESULTS}/logs/train/{{method}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{method}}.tsv"
     wildcard_constraints:
         method="|".join(pipeline.learned_methods(config)) or "NONE",
+    threads: workflow.cores
     params:
         checkpoint_dir=f"{RESULTS}/models/{{method}}/checkpoints",
         spec=method_spec_params,
@@ -18,7 +21,6 @@ rule train:
         device=config["training"]["device"],
         scale=config["scale"],
         degradation=config["degradation"],
-    threads: workflow.cores
     script:
         "../workflow_scripts/train.py"
 
