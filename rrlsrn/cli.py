@@ -76,6 +76,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ship_weights(args: argparse.Namespace) -> int:
+    from rrlsrn.modelcard import ship_weights
+    from rrlsrn.weights import WEIGHTS_DIR
+
+    command = "rrlsrn " + " ".join(sys.argv[1:]) if args.command_line is None else args.command_line
+    pt, md = ship_weights(
+        args.checkpoint, args.name, args.dest or WEIGHTS_DIR, args.train, args.val, command
+    )
+    print(f"wrote {pt} and {md}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rrlsrn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -111,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("ship-weights", help="copy a best checkpoint into the package + card")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--name", required=True, help="shipped name, e.g. rrlsrn")
+    p.add_argument("--train", nargs="+", required=True, type=Path, help="training .npz files")
+    p.add_argument("--val", nargs="+", required=True, type=Path, help="validation .npz files")
+    p.add_argument("--dest", type=Path, help="default: the package's weights folder")
+    p.add_argument("--command-line", help="how the checkpoint was made (for the card)")
+    p.set_defaults(func=cmd_ship_weights)
     return parser
 
 

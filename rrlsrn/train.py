@@ -434,6 +434,7 @@ def train(
         window_patches += settings.batch_size
         bar.update(1)
         if step % settings.steps_per_epoch == 0 or step == settings.max_steps:
+            train_seconds = time.perf_counter() - window_start  # excludes validation
             val_psnr = validation_psnr(model, val, degrade_fn, scale, dev)
             now = time.perf_counter()
             _append_log(
@@ -445,7 +446,7 @@ def train(
                     "lr": rate,
                     "val_psnr": val_psnr,
                     "elapsed_s": round(now - start, 3),
-                    "patches_per_s": round(window_patches / (now - window_start), 2),
+                    "patches_per_s": round(window_patches / train_seconds, 2),
                 },
             )
             bar.set_postfix(loss=f"{loss_sum / loss_count:.4g}", val_psnr=f"{val_psnr:.2f}")

@@ -9,13 +9,14 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+WEIGHTS_DIR = Path(str(resources.files("rrlsrn.weights")))
+
 
 def shipped_weights_path(name: str) -> Path:
     """Path of the shipped checkpoint ``<name>.pt``; a clear error lists what ships."""
-    folder = Path(str(resources.files("rrlsrn.weights")))
-    path = folder / f"{name}.pt"
+    path = WEIGHTS_DIR / f"{name}.pt"
     if not path.is_file():
-        available = sorted(p.stem for p in folder.glob("*.pt"))
+        available = shipped_weights()
         raise FileNotFoundError(
             f"no shipped weights {path} for {name!r}; shipped: "
             f"{available or 'none'}. Train them with the 'pretrain' "
@@ -26,5 +27,4 @@ def shipped_weights_path(name: str) -> Path:
 
 def shipped_weights() -> list[str]:
     """Names of the shipped checkpoints."""
-    folder = Path(str(resources.files("rrlsrn.weights")))
-    return sorted(p.stem for p in folder.glob("*.pt"))
+    return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))
