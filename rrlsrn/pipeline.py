@@ -44,6 +44,12 @@ def dataset_split(config: dict[str, Any], dataset: str) -> dict[str, str]:
     spec = config["datasets"][dataset]
     subjects = dataset_volumes(config, dataset)
     split = dict(spec.get("split") or (ADULT_SPLIT if spec["source"] == "embedded" else {}))
+    unknown = sorted(set(split) - set(subjects))
+    if unknown and spec.get("split"):
+        raise ValueError(
+            f"dataset {dataset!r}: the split names subjects that are not in the "
+            f"dataset: {unknown}; known subjects: {sorted(subjects)}"
+        )
     split = {s: split.get(s, "train") for s in subjects}
     bad = {s: r for s, r in split.items() if r not in ROLES}
     if bad:

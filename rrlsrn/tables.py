@@ -14,11 +14,16 @@ from rrlsrn.io import write_text_atomic
 def load_metrics(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate per-subject metric TSVs (columns method, dataset, subject, slice, ...)."""
     frames = []
+    required = ["method", "dataset", "subject", "slice", "psnr"]
     for f in files:
         try:
-            frames.append(pd.read_csv(f, sep="\t"))
+            frame = pd.read_csv(f, sep="\t")
         except Exception as exc:
             raise ValueError(f"{f}: cannot read metrics table: {exc}") from exc
+        missing = [c for c in required if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{f}: not a metrics table, missing columns {missing}")
+        frames.append(frame)
     if not frames:
         raise ValueError("no metric files given")
     return pd.concat(frames, ignore_index=True)

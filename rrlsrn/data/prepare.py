@@ -66,8 +66,10 @@ def foreground_mask(volume: np.ndarray) -> np.ndarray:
     if count > 1:
         sizes = ndimage.sum_labels(mask, labels, index=np.arange(1, count + 1))
         mask = labels == (1 + int(np.argmax(sizes)))
-    mask = ndimage.binary_closing(mask, iterations=2)
-    return ndimage.binary_fill_holes(mask)
+    # Pad before closing: outside the volume is not background, so objects touching the
+    # border must not be eroded away.
+    closed = ndimage.binary_closing(np.pad(mask, 2), iterations=2)[2:-2, 2:-2, 2:-2]
+    return ndimage.binary_fill_holes(closed)
 
 
 def prepare_volume(

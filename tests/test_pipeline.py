@@ -1,0 +1,255 @@
+"""Tests for rrlsrn.pipeline (what the workflow computes) and the ``rrlsrn params`` command."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from rrlsrn import pipeline
+from rrlsrn.cli import main
+from rrlsrn.data.embedded import EMBEDDED_ROOT
+from rrlsrn.io import save_npz_atomic
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = "embedded_adult"
+TEST_SUBJECTS = ["ds000011-sub-03", "ds002748-sub-03", "ds002748-sub-56"]
+
+
+@pytest.fixture(scope="module")
+def base_config() -> dict:
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    # defaults of schemas/config.schema.yaml that the functions under test read
+    config.setdefault("training", {}).setdefault("overrides", {})
+    config.setdefault("lapsrn_mat", None)
+    config.setdefault("evaluation", {"shave": 2})
+    return config
+
+
+@pytest.fixture
+def config(base_config) -> dict:
+    return copy.deepcopy(base_config)
+
+
+@pytest.fixture(autouse=True)
+def no_lapsrn_env(monkeypatch):
+    monkeypatch.delenv("RRLSRN_LAPSRN_MAT", raising=False)
+
+
+# ---------------------------------------------------------------- datasets and splits
+
+
+def test_dataset_volumes_lists_the_nine_embedded_scans(config):
+    volumes = pipeline.dataset_volumes(config, DATASET)
+    assert len(volumes) == 9
+    assert list(volumes) == sorted(volumes)
+    assert volumes["ds002748-sub-01"] == EMBEDDED_ROOT / "openneuro-ds002748/sub-01_T1w.nii.gz"
+    assert all(p.is_file() for p in volumes.values())
+
+
+def test_dataset_volumes_subject_subset_and_unsupported_source(config):
+    config["datasets"][DATASET]["subjects"] = ["ds000011-sub-02", "ds002748-sub-53"]
+    assert list(pipeline.dataset_volumes(config, DATASET)) == ["ds000011-sub-02", "ds002748-sub-53"]
+    config["datasets"]["remote"] = {"source": "openneuro"}
+    with pytest.raises(ValueError, match="'openneuro'"):
+        pipeline.dataset_volumes(config, "remote")
+
+
+def test_default_split_is_5_train_1_val_3_test(config):
+    split = pipeline.dataset_split(config, DATASET)
+    assert len(split) == 9  # a dict: one role per subject, no subject in two roles
+    roles = list(split.values())
+    assert (roles.count("train"), roles.count("val"), roles.count("test")) == (5, 1, 3)
+    by_role = {r: pipeline.subjects_with_role(config, DATASET, r) for r in pipeline.ROLES}
+    assert by_role["test"] == TEST_SUBJECTS
+    assert by_role["val"] == ["ds002748-sub-53"]
+    assert len(by_role["train"]) == 5
+    all_listed = by_role["train"] + by_role["val"] + by_role["test"]
+    assert sorted(all_listed) == sorted(split) and len(set(all_listed)) == 9
+    # both sites are in training and in testing
+    for role in ("train", "test"):
+        assert {s.split("-sub-")[0] for s in by_role[role]} == {"ds002748", "ds000011"}
+
+
+def test_split_override_with_unknown_role_raises_naming_it(config):
+    config["datasets"][DATASET]["split"] = {"ds002748-sub-01": "holdout"}
+    with pytest.raises(ValueError, match="holdout") as err:
+        pipeline.dataset_split(config, DATASET)
+    assert "ds002748-sub-01" in str(err.value)
+
+
+def test_split_override_missing_subjects_default_to_train(config):
+    config["datasets"][DATASET]["split"] = {"ds002748-sub-01": "test", "ds000011-sub-01": "val"}
+    split = pipeline.dataset_split(config, DATASET)
+    assert split["ds002748-sub-01"] == "test"
+    assert split["ds000011-sub-01"] == "val"
+    # the override replaces the default split: every other subject trains
+    assert sum(r == "train" for r in split.values()) == 7
+    assert split["ds002748-sub-53"] == "train"  # val in the default split
+    assert pipeline.subjects_with_role(config, DATASET, "test") == ["ds002748-sub-01"]
+
+
+def test_write_split_tsv_sorted_by_subject(tmp_path):
+    split = {"c": "test", "a": "train", "b": "val"}
+    path = tmp_path / "splits" / "d.tsv"
+    pipeline.write_split(path, split)
+    with open(path, newline="") as fh:
+        rows = list(csv.reader(fh, delimiter="\t"))
+    assert rows == [["subject", "role"], ["a", "train"], ["b", "val"], ["c", "test"]]
+    assert path.read_text() == "subject\trole\na\ttrain\nb\tval\nc\ttest\n"
+
+
+# ---------------------------------------------------------------- methods
+
+
+def test_enabled_methods_drops_lapsrn_when_its_weights_are_missing(config, tmp_path):
+    config["lapsrn_mat"] = "weights/LapSRN_x2.mat"  # relative to the workdir: absent
+    assert pipeline.lapsrn_mat_available(config, tmp_path) is None
+    assert pipeline.enabled_methods(config, tmp_path) == ["bicubic", "rrlsrn"]
+    config["lapsrn_mat"] = None
+    assert pipeline.enabled_methods(config, tmp_path) == ["bicubic", "rrlsrn"]
+
+
+def test_enabled_methods_keeps_lapsrn_when_config_file_exists(config, tmp_path):
+    mat = tmp_path / "weights" / "LapSRN_x2.mat"
+    mat.parent.mkdir()
+    mat.write_bytes(b"MATLAB 5.0")
+    config["lapsrn_mat"] = "weights/LapSRN_x2.mat"
+    assert pipeline.lapsrn_mat_available(config, tmp_path) == mat.resolve()
+    assert pipeline.enabled_methods(config, tmp_path) == ["bicubic", "rrlsrn", "lapsrn_x2"]
+
+
+def test_enabled_methods_keeps_lapsrn_when_env_var_points_to_a_file(config, tmp_path, monkeypatch):
+    config["lapsrn_mat"] = "does/not/exist.mat"
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    assert pipeline.enabled_methods(config, workdir) == ["bicubic", "rrlsrn"]
+    mat = tmp_path / "elsewhere" / "LapSRN_x2.mat"
+    mat.parent.mkdir()
+    mat.write_bytes(b"MATLAB 5.0")
+    monkeypatch.setenv("RRLSRN_LAPSRN_MAT", str(mat))  # absolute: the env var wins
+    assert pipeline.lapsrn_mat_available(config, workdir) == mat.resolve()
+    assert pipeline.enabled_methods(config, workdir) == ["bicubic", "rrlsrn", "lapsrn_x2"]
+    monkeypatch.setenv("RRLSRN_LAPSRN_MAT", str(tmp_path / "missing.mat"))
+    assert pipeline.enabled_methods(config, workdir) == ["bicubic", "rrlsrn"]
+
+
+def test_learned_methods(config):
+    assert pipeline.learned_methods(config) == ["rrlsrn"]
+    config["methods"] = list(config["method_specs"])
+    assert pipeline.learned_methods(config) == [
+        "rrlsrn",
+        "rrlsrn_no_gdl",
+        "rrlsrn_bicubic_bottom",
+    ]
+    config["methods"] = ["bicubic", "lapsrn_x2"]
+    assert pipeline.learned_methods(config) == []
+
+
+def test_method_settings_method_train_dict_wins(config):
+    config["training"]["overrides"] = {"gdl_weight": 0.5, "max_steps": 10}
+    # rrlsrn's own train dict sets gdl_weight 1.0: it overrides the config-wide 0.5
+    assert pipeline.method_settings(config, "rrlsrn") == {"gdl_weight": 1.0, "max_steps": 10}
+    assert pipeline.method_settings(config, "rrlsrn_no_gdl") == {
+        "gdl_weight": 0.0,
+        "max_steps": 10,
+    }
+    # a method without a train dict gets the config overrides only
+    assert pipeline.method_settings(config, "bicubic") == {"gdl_weight": 0.5, "max_steps": 10}
+    config["training"]["overrides"] = {}
+    assert pipeline.method_settings(config, "bicubic") == {}
+    # the config is not modified
+    assert config["method_specs"]["rrlsrn"]["train"] == {"gdl_weight": 1.0}
+
+
+# ---------------------------------------------------------------- evaluate_subject
+
+
+def write_pair(tmp_path: Path, sr_shape=(2, 8, 8)) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    hr = np.zeros((2, 8, 8), np.float32)
+    hr[1] = 0.5
+    sr = np.full(sr_shape, 0.1, np.float32)  # slice 0: error 0.1; slice 1: error 0.4
+    mask = np.zeros((2, 8, 8), bool)
+    mask[0, 3:5, 3:5] = True
+    data_file = tmp_path / "data.npz"
+    sr_file = tmp_path / "sr.npz"
+    save_npz_atomic(data_file, hr=hr, mask=mask, slice_index=np.array([4, 7], np.int32))
+    save_npz_atomic(sr_file, sr=sr, slice_index=np.array([4, 7], np.int32))
+    return sr_file, data_file, hr, sr
+
+
+def test_evaluate_subject_writes_per_slice_tsv(tmp_path):
+    sr_file, data_file, _, _ = write_pair(tmp_path)
+    out = tmp_path / "metrics" / "rrlsrn" / "s1.tsv"
+    frame = pipeline.evaluate_subject(
+        sr_file, data_file, out, "rrlsrn", "embedded_adult", "s1", shave=2
+    )
+    back = pd.read_csv(out, sep="\t")
+    columns = ["method", "dataset", "subject", "slice", "psnr", "psnr_mask"]
+    assert list(back.columns) == list(frame.columns) == columns
+    assert back["method"].tolist() == ["rrlsrn", "rrlsrn"]
+    assert back["dataset"].tolist() == ["embedded_adult"] * 2
+    assert back["subject"].tolist() == ["s1", "s1"]
+    assert back["slice"].tolist() == [4, 7]
+    # error 0.1 -> MSE 0.01 -> 20 dB; error 0.4 -> MSE 0.16 -> 10 log10(1 / 0.16) dB
+    np.testing.assert_allclose(back["psnr"], [20.0, -10 * math.log10(0.16)], atol=1e-5)
+    # masked: slice 0 has a mask inside the shaved border (same 0.1 error); slice 1 none
+    assert back["psnr_mask"][0] == pytest.approx(20.0, abs=1e-5)
+    assert math.isnan(back["psnr_mask"][1])
+
+
+def test_evaluate_subject_shape_mismatch_raises_naming_the_sr_file(tmp_path):
+    sr_file, data_file, _, _ = write_pair(tmp_path, sr_shape=(2, 8, 6))
+    out = tmp_path / "m.tsv"
+    with pytest.raises(ValueError, match="sr.npz") as err:
+        pipeline.evaluate_subject(sr_file, data_file, out, "bicubic", "d", "s1", shave=2)
+    assert str(sr_file) in str(err.value)
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------- rrlsrn params
+
+
+def test_cli_params_default_model(capsys):
+    # input conv       1*64*9 + 64        =    640
+    # 11 inner convs   11*(64*64*9 + 64)  = 11 * 36928 = 406208
+    # feature up       64*64*16 + 64      =  65600
+    # residual conv    64*9 + 1           =    577
+    # image up         1*1*4*4 (no bias)  =     16
+    # total                               = 473041
+    expected = 1 * 64 * 9 + 64 + 11 * (64 * 64 * 9 + 64) + 64 * 64 * 16 + 64 + 64 * 9 + 1 + 16
+    assert expected == 640 + 406208 + 65600 + 577 + 16 == 473041
+    assert main(["params"]) == 0
+    out = capsys.readouterr().out
+    assert "473,041 trainable parameters" in out
+    assert "13 conv layers" in out and "2 transposed convs" in out
+
+
+def test_cli_params_bicubic_bottom_has_16_fewer(capsys):
+    assert main(["params", "--model-arg", "image_branch=bicubic"]) == 0
+    out = capsys.readouterr().out
+    assert f"{473041 - 16:,} trainable parameters" in out  # 473,025: no 4x4 image-branch kernel
+    assert "13 conv layers" in out and "1 transposed convs" in out
+    assert "image_branch" in out
+
+
+def test_cli_params_typed_model_args(capsys):
+    # depth=2 is YAML-typed to an int: 640 + 2*36928 + 65600 + 577 + 16 = 140689
+    assert main(["params", "--model-arg", "depth=2"]) == 0
+    out = capsys.readouterr().out
+    assert "140,689 trainable parameters" in out and "4 conv layers" in out
+
+
+@pytest.mark.parametrize("bad", ["image_branch", "=bicubic"])
+def test_cli_params_malformed_model_arg_exits_with_a_clear_message(bad):
+    with pytest.raises(SystemExit) as err:
+        main(["params", "--model-arg", bad])
+    message = str(err.value.code)
+    assert "--model-arg must look like KEY=VALUE" in message
+    assert repr(bad) in message
