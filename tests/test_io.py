@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -221,3 +222,15 @@ def test_load_volume_bad_inputs_raise_volume_error_naming_the_file(tmp_path, mak
         load_volume(path)
     assert str(path) in str(err.value)
     assert isinstance(err.value, ValueError)  # callers catching ValueError see it too
+
+
+def test_atomic_writes_get_a_normal_file_mode(tmp_path):
+    # mkstemp creates 0600 files; outputs must get the mode a plain open() would give.
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "table.md", "x")
+        (tmp_path / "plain.md").write_text("x")
+    finally:
+        os.umask(old)
+    mode = (tmp_path / "table.md").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.md").stat().st_mode & 0o777 == 0o644

@@ -253,3 +253,12 @@ def test_cli_params_malformed_model_arg_exits_with_a_clear_message(bad):
     message = str(err.value.code)
     assert "--model-arg must look like KEY=VALUE" in message
     assert repr(bad) in message
+
+
+def test_split_override_naming_an_unknown_subject_is_refused():
+    # A typo ("sub-3" for "sub-03") must not silently send the test subject to training.
+    config = {
+        "datasets": {"embedded_adult": {"source": "embedded", "split": {"ds002748-sub-3": "test"}}}
+    }
+    with pytest.raises(ValueError, match="ds002748-sub-3"):
+        pipeline.dataset_split(config, "embedded_adult")
