@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from functools import partial
 
 import numpy as np
 import pytest
@@ -92,35 +93,19 @@ def test_patch_sampler_refuses_small_slices():
 def test_resume_gives_identical_weights(tmp_path):
     slices = smooth_slices(6)
     settings = tiny_settings()
-    straight = train(
+    run = partial(
+        train,
         "rrlsrn",
         slices[:4],
         slices[4:],
-        tmp_path / "a",
-        settings,
+        settings=settings,
         model_kwargs=TINY,
         progress=False,
     )
-    first = train(
-        "rrlsrn",
-        slices[:4],
-        slices[4:],
-        tmp_path / "b",
-        settings,
-        model_kwargs=TINY,
-        progress=False,
-        stop_at_step=4,
-    )
+    straight = run(tmp_path / "a")
+    first = run(tmp_path / "b", stop_at_step=4)
     assert (first["steps"], first["finished"]) == (4, False)
-    resumed = train(
-        "rrlsrn",
-        slices[:4],
-        slices[4:],
-        tmp_path / "b",
-        settings,
-        model_kwargs=TINY,
-        progress=False,
-    )
+    resumed = run(tmp_path / "b")
     assert resumed["steps"] == straight["steps"] == 6 and resumed["finished"]
     a = load_checkpoint(tmp_path / "a" / "last.pt")
     b = load_checkpoint(tmp_path / "b" / "last.pt")
@@ -130,15 +115,7 @@ def test_resume_gives_identical_weights(tmp_path):
     with open(tmp_path / "b" / "train_log.csv") as fh:
         assert [int(r["step"]) for r in csv.DictReader(fh)] == [3, 6]
     # A finished run returns at once and changes nothing.
-    again = train(
-        "rrlsrn",
-        slices[:4],
-        slices[4:],
-        tmp_path / "b",
-        settings,
-        model_kwargs=TINY,
-        progress=False,
-    )
+    again = run(tmp_path / "b")
     assert again["finished"] and again["steps"] == 6
 
 
