@@ -82,7 +82,13 @@ def cmd_ship_weights(args: argparse.Namespace) -> int:
 
     command = "rrlsrn " + " ".join(sys.argv[1:]) if args.command_line is None else args.command_line
     pt, md = ship_weights(
-        args.checkpoint, args.name, args.dest or WEIGHTS_DIR, args.train, args.val, command
+        args.checkpoint,
+        args.name,
+        args.dest or WEIGHTS_DIR,
+        args.train,
+        args.val,
+        command,
+        args.device,
     )
     print(f"wrote {pt} and {md}")
     return 0
@@ -131,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", nargs="+", required=True, type=Path, help="validation .npz files")
     p.add_argument("--dest", type=Path, help="default: the package's weights folder")
     p.add_argument("--command-line", help="how the checkpoint was made (for the card)")
+    p.add_argument("--device", default="2 CPU cores", help="where it was trained (for the card)")
     p.set_defaults(func=cmd_ship_weights)
     return parser
 

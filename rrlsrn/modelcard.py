@@ -47,6 +47,7 @@ def ship_weights(
     train_files: Sequence[str | os.PathLike],
     val_files: Sequence[str | os.PathLike],
     command: str,
+    device: str = "2 CPU cores",
 ) -> tuple[Path, Path]:
     """Copy the weights of ``checkpoint`` to ``dest_dir/name.pt`` and write ``name.md``."""
     state = load_checkpoint(checkpoint)
@@ -75,7 +76,12 @@ def ship_weights(
     if log_path.exists():
         with log_path.open() as fh:
             curve = [
-                (int(r["step"]), float(r["val_psnr"]), float(r["patches_per_s"]))
+                (
+                    int(r["step"]),
+                    float(r["val_psnr"]),
+                    float(r["patches_per_s"]),
+                    float(r["elapsed_s"]),
+                )
                 for r in csv.DictReader(fh)
             ]
     model = build_model(state["model_name"], **state.get("model_kwargs", {}))
@@ -104,11 +110,14 @@ def ship_weights(
         f"{settings.get('max_steps')} steps; best checkpoint at step {state.get('step')}.",
         f"- **Validation PSNR**: {state.get('best_val_psnr'):.2f} dB vs bicubic "
         f"{ref:.2f} dB ({state.get('best_val_psnr') - ref:+.2f} dB).",
+        f"- **Training time**: {curve[-1][3] / 60:.0f} min in the trainer ({device})."
+        if curve
+        else "- **Training time**: not logged.",
         f"- **Reproduce**: `{command}`.",
         f"- **Licence**: {LICENCE}",
     ]
     if curve:
         lines += ["", "| step | validation PSNR (dB) | patches/s |", "|---:|---:|---:|"]
-        lines += [f"| {s} | {p:.2f} | {r:.1f} |" for s, p, r in curve]
+        lines += [f"| {s} | {p:.2f} | {r:.1f} |" for s, p, r, _ in curve]
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     return pt_path, md_path

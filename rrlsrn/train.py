@@ -18,7 +18,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -65,7 +65,6 @@ class TrainSettings:
     init: str = "scratch"  # scratch | shipped | lapsrn_x2 | path to a checkpoint
     val_slices: int = 32
     seed: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         checks = {
