@@ -3,10 +3,10 @@ rule prepare_subject:
         subject_volume,
     output:
         f"{RESULTS}/data/{{dataset}}/{{subject}}.npz",
-    conda:
-        "../envs/rrlsrn.yaml"
     log:
         f"{RESULTS}/logs/prepare/{{dataset}}/{{subject}}.log",
+    conda:
+        "../envs/rrlsrn.yaml"
     params:
         scale=config["scale"],
         axis=slice_axis,
@@ -17,10 +17,10 @@ rule prepare_subject:
 rule split:
     output:
         f"{RESULTS}/splits/{{dataset}}.tsv",
-    conda:
-        "../envs/rrlsrn.yaml"
     log:
         f"{RESULTS}/logs/split/{{dataset}}.log",
+    conda:
+        "../envs/rrlsrn.yaml"
     params:
         split=dataset_split,
     script:

@@ -4,10 +4,10 @@ rule evaluate:
         data=f"{RESULTS}/data/{{dataset}}/{{subject}}.npz",
     output:
         f"{RESULTS}/metrics/{{method}}/{{dataset}}/{{subject}}.tsv",
-    conda:
-        "../envs/rrlsrn.yaml"
     log:
         f"{RESULTS}/logs/evaluate/{{method}}/{{dataset}}/{{subject}}.log",
+    conda:
+        "../envs/rrlsrn.yaml"
     params:
         shave=config["evaluation"]["shave"],
     script:

@@ -5,12 +5,12 @@ rule super_resolve:
     output:
         sr=f"{RESULTS}/sr/{{method}}/{{dataset}}/{{subject}}.npz",
         runtime=f"{RESULTS}/runtime/{{method}}/{{dataset}}/{{subject}}.tsv",
-    conda:
-        "../envs/rrlsrn.yaml"
     log:
         f"{RESULTS}/logs/super_resolve/{{method}}/{{dataset}}/{{subject}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/super_resolve/{{method}}/{{dataset}}/{{subject}}.tsv"
+    conda:
+        "../envs/rrlsrn.yaml"
     threads: workflow.cores
     params:
         spec=method_spec_params,

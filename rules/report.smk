@@ -5,9 +5,9 @@ rule summary_table:
         csv=f"{RESULTS}/tables/psnr_summary.csv",
         md=f"{RESULTS}/tables/psnr_summary.md",
         tex=f"{RESULTS}/tables/psnr_summary.tex",
-    conda:
-        "../envs/rrlsrn.yaml"
     log:
         f"{RESULTS}/logs/summary_table.log",
+    conda:
+        "../envs/rrlsrn.yaml"
     script:
         "../workflow_scripts/summary_table.py"

@@ -4,14 +4,14 @@ rule train:
     output:
         model=f"{RESULTS}/models/{{method}}/best.pt",
         log_csv=f"{RESULTS}/models/{{method}}/train_log.csv",
-    conda:
-        "../envs/rrlsrn.yaml"
     log:
         f"{RESULTS}/logs/train/{{method}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{method}}.tsv"
     wildcard_constraints:
         method="|".join(pipeline.learned_methods(config)) or "NONE",
+    conda:
+        "../envs/rrlsrn.yaml"
     threads: workflow.cores
     params:
         checkpoint_dir=f"{RESULTS}/models/{{method}}/checkpoints",
