@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 import torch
+
+from rrlsrn.io import atomic_path
 
 LAPSRN_X2_URL = (
     "https://raw.githubusercontent.com/phoenix104104/LapSRN/master/pretrained_models/LapSRN_x2.mat"
@@ -190,12 +191,8 @@ def lapsrn_weights_path(cache_dir: str | os.PathLike | None = None) -> Path:
     if target.is_file():
         return target
     url = os.environ.get("RRLSRN_LAPSRN_URL") or LAPSRN_X2_URL
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        _log.warning("downloading LapSRN x2 weights from %s to %s", url, target)
+    _log.warning("downloading LapSRN x2 weights from %s to %s", url, target)
+    with atomic_path(target, suffix=".part") as tmp:
         for attempt in range(DOWNLOAD_TRIES):
             try:
                 _download_once(url, tmp)
@@ -219,7 +216,4 @@ def lapsrn_weights_path(cache_dir: str | os.PathLike | None = None) -> Path:
                 f"the file downloaded from {url} is not the LapSRN x2 model ({exc}); "
                 f"{_help(url, target)}"
             ) from exc
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
