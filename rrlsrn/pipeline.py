@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from rrlsrn.checkpoint import load_model, load_state_into
-from rrlsrn.data.embedded import ADULT_SPLIT, ADULT_T1, EMBEDDED_ROOT
+from rrlsrn.data.sources import Volume, default_split, list_volumes
 from rrlsrn.infer import super_resolve
 from rrlsrn.io import atomic_path, load_npz, save_npz_atomic, write_text_atomic
 from rrlsrn.metrics import evaluate_slices
@@ -30,30 +30,36 @@ from rrlsrn.train import make_settings, pick_device, train
 ROLES = ("train", "val", "test")
 
 
-def dataset_volumes(config: dict[str, Any], dataset: str) -> dict[str, Path]:
-    """Subject id -> HR volume path for a configured dataset."""
-    spec = config["datasets"][dataset]
-    if spec["source"] == "embedded":
-        subjects = spec.get("subjects") or sorted(ADULT_T1)
-        return {s: EMBEDDED_ROOT / ADULT_T1[s] for s in subjects}
-    raise ValueError(f"dataset {dataset!r}: source {spec['source']!r} is not supported yet")
+def dataset_volumes(config: dict[str, Any], dataset: str) -> dict[str, Volume]:
+    """Unit id -> HR volume (+ mask) of a configured dataset."""
+    return list_volumes(config["datasets"][dataset])
 
 
 def dataset_split(config: dict[str, Any], dataset: str) -> dict[str, str]:
-    """Subject id -> role (train / val / test), checked to be a partition of the subjects."""
+    """Unit id -> role (train / val / test), the source's default under config overrides.
+
+    Raises when an override names an unknown unit or role, or when one person's scans
+    end up in two different roles (e.g. a rescan of a test subject in training).
+    """
     spec = config["datasets"][dataset]
-    subjects = dataset_volumes(config, dataset)
-    split = dict(spec.get("split") or (ADULT_SPLIT if spec["source"] == "embedded" else {}))
-    unknown = sorted(set(split) - set(subjects))
-    if unknown and spec.get("split"):
+    volumes = dataset_volumes(config, dataset)
+    override = spec.get("split") or {}
+    unknown = sorted(set(override) - set(volumes))
+    if unknown:
         raise ValueError(
             f"dataset {dataset!r}: the split names subjects that are not in the "
-            f"dataset: {unknown}; known subjects: {sorted(subjects)}"
+            f"dataset: {unknown}; known subjects: {sorted(volumes)}"
         )
-    split = {s: split.get(s, "train") for s in subjects}
+    split = {**default_split(spec, list(volumes)), **override}
     bad = {s: r for s, r in split.items() if r not in ROLES}
     if bad:
         raise ValueError(f"dataset {dataset!r}: unknown roles {bad}; use one of {ROLES}")
+    roles_of_person: dict[str, set[str]] = {}
+    for unit, role in split.items():
+        roles_of_person.setdefault(volumes[unit].person or unit, set()).add(role)
+    leaks = {p: sorted(r) for p, r in roles_of_person.items() if len(r) > 1}
+    if leaks:
+        raise ValueError(f"dataset {dataset!r}: the same person is in several roles: {leaks}")
     return split
 
 

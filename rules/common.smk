@@ -10,8 +10,9 @@ METHODS = pipeline.enabled_methods(config, workflow.basedir)
 DATASETS = list(config["datasets"])
 
 
-def subject_volume(wildcards):
-    return str(pipeline.dataset_volumes(config, wildcards.dataset)[wildcards.subject])
+def subject_inputs(wildcards):
+    volume = pipeline.dataset_volumes(config, wildcards.dataset)[wildcards.subject]
+    return {"volume": str(volume.path), **({"mask": str(volume.mask)} if volume.mask else {})}
 
 
 def subject_files(dataset, role):

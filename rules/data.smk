@@ -1,6 +1,6 @@
 rule prepare_subject:
     input:
-        subject_volume,
+        unpack(subject_inputs),
     output:
         f"{RESULTS}/data/{{dataset}}/{{subject}}.npz",
     log:

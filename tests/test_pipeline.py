@@ -49,8 +49,31 @@ def test_dataset_volumes_lists_the_nine_embedded_scans(config):
     volumes = pipeline.dataset_volumes(config, DATASET)
     assert len(volumes) == 9
     assert list(volumes) == sorted(volumes)
-    assert volumes["ds002748-sub-01"] == EMBEDDED_ROOT / "openneuro-ds002748/sub-01_T1w.nii.gz"
-    assert all(p.is_file() for p in volumes.values())
+    first = volumes["ds002748-sub-01"]
+    assert first.path == EMBEDDED_ROOT / "openneuro-ds002748/sub-01_T1w.nii.gz"
+    assert first.mask is None and first.person == "ds002748-sub-01"
+    assert all(v.path.is_file() for v in volumes.values())
+
+
+def test_embedded_fetal_stacks_come_with_their_masks_and_are_all_test(config):
+    config["datasets"]["fetal"] = {"source": "embedded", "collection": "fetal"}
+    volumes = pipeline.dataset_volumes(config, "fetal")
+    assert list(volumes) == [f"sub-01_run-{n}" for n in range(1, 7)]
+    for unit, volume in volumes.items():
+        assert volume.path.is_file() and volume.mask.is_file()
+        assert volume.mask.name == f"{unit}_T2w_desc-brain_mask.nii.gz"
+        assert volume.person == "sub-01"  # six stacks of one fetus
+    assert set(pipeline.dataset_split(config, "fetal").values()) == {"test"}
+
+
+def test_a_person_in_two_roles_is_refused(config):
+    config["datasets"]["fetal"] = {
+        "source": "embedded",
+        "collection": "fetal",
+        "split": {"sub-01_run-2": "train"},
+    }
+    with pytest.raises(ValueError, match="same person.*sub-01"):
+        pipeline.dataset_split(config, "fetal")
 
 
 def test_dataset_volumes_subject_subset_and_unsupported_source(config):
@@ -84,15 +107,15 @@ def test_split_override_with_unknown_role_raises_naming_it(config):
     assert "ds002748-sub-01" in str(err.value)
 
 
-def test_split_override_missing_subjects_default_to_train(config):
+def test_split_override_changes_only_the_subjects_it_names(config):
     config["datasets"][DATASET]["split"] = {"ds002748-sub-01": "test", "ds000011-sub-01": "val"}
     split = pipeline.dataset_split(config, DATASET)
     assert split["ds002748-sub-01"] == "test"
     assert split["ds000011-sub-01"] == "val"
-    # the override replaces the default split: every other subject trains
-    assert sum(r == "train" for r in split.values()) == 7
-    assert split["ds002748-sub-53"] == "train"  # val in the default split
-    assert pipeline.subjects_with_role(config, DATASET, "test") == ["ds002748-sub-01"]
+    # every other subject keeps its role from the default split (3 train, 2 val, 4 test)
+    roles = list(split.values())
+    assert (roles.count("train"), roles.count("val"), roles.count("test")) == (3, 2, 4)
+    assert split["ds002748-sub-53"] == "val"
 
 
 def test_write_split_tsv_sorted_by_subject(tmp_path):

@@ -46,13 +46,14 @@ def job_counts(output: str) -> dict[str, int]:
 def test_default_dry_run_lists_every_job(tmp_path):
     proc = run_snakemake(["-n", "--cores", "2", "--config", "lapsrn_mat=null"], tmp_path)
     counts = job_counts(proc.stdout + proc.stderr)
-    # 9 embedded subjects prepared, rrlsrn trained once, 2 methods x 3 test subjects.
+    # 9 adult subjects + 6 fetal stacks prepared, rrlsrn trained once,
+    # 2 methods x (3 adult test subjects + 6 fetal test stacks).
     assert counts == {
-        "prepare_subject": 9,
-        "split": 1,
+        "prepare_subject": 15,
+        "split": 2,
         "train": 1,
-        "super_resolve": 6,
-        "evaluate": 6,
+        "super_resolve": 18,
+        "evaluate": 18,
         "summary_table": 1,
         "all": 1,
     }
@@ -79,9 +80,16 @@ def test_smoke_workflow_end_to_end(tmp_path):
     )
     out = tmp_path / "out"
     table = pd.read_csv(out / "tables/psnr_summary.csv")
-    assert set(table["method"]) == {"bicubic", "rrlsrn"}
-    assert (table["slices"] > 50).all() and np.isfinite(table["psnr_slice_mean"]).all()
+    assert set(zip(table["dataset"], table["method"], strict=True)) == {
+        (d, m) for d in ("embedded_adult", "embedded_fetal") for m in ("bicubic", "rrlsrn")
+    }
+    assert np.isfinite(table["psnr_slice_mean"]).all()
     assert (out / "tables/psnr_summary.md").read_text().count("| embedded_adult") == 2
+    rows = table.set_index(["dataset", "method"])
+    # The fetal stack is evaluated on its slices that hold brain, inside the manual mask.
+    fetal = load_npz(out / "data/embedded_fetal/sub-01_run-1.npz")
+    assert rows.loc[("embedded_fetal", "rrlsrn"), "slices"] == len(fetal["hr"]) > 5
+    assert np.isfinite(rows.loc[("embedded_fetal", "rrlsrn"), "psnr_mask_subject_mean"])
     assert "\\begin{tabular}" in (out / "tables/psnr_summary.tex").read_text()
 
     # The bicubic row equals an independent computation from the prepared HR slices.
@@ -89,7 +97,7 @@ def test_smoke_workflow_end_to_end(tmp_path):
     expected = np.mean(
         [float(psnr(np.clip(imresize(imresize(s, 0.5), 2), 0, 1), s, shave=2)) for s in hr]
     )
-    got = table.set_index("method").loc["bicubic", "psnr_slice_mean"]
+    got = rows.loc[("embedded_adult", "bicubic"), "psnr_slice_mean"]
     assert got == pytest.approx(expected, abs=1e-3)
 
     # Per-slice metrics cover every slice; the model and its log are usable.

@@ -6,9 +6,10 @@ from rrlsrn.pipeline import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    data = prepare_volume(sm.input[0], SliceOptions(axis=sm.params.axis, scale=sm.params.scale))
+    options = SliceOptions(axis=sm.params.axis, scale=sm.params.scale)
+    data = prepare_volume(sm.input.volume, options, mask_path=sm.input.get("mask"))
     save_npz_atomic(sm.output[0], **data)
     print(
-        f"{sm.input[0]} -> {sm.output[0]}: {data['hr'].shape[0]} slices "
+        f"{sm.input.volume} -> {sm.output[0]}: {data['hr'].shape[0]} slices "
         f"{data['hr'].shape[1:]} along axis {int(data['axis'])}"
     )

@@ -1,8 +1,9 @@
 """The embedded default data: real public scans shipped inside the package.
 
 Nine adult T1w subjects (OpenNeuro ds002748, CC0: skull-stripped; OpenfMRI ds000011,
-PDDL: with skull) and six fetal T2 stacks (MIALSRTK sample, CC0).  Licences and
-provenance sit next to the files (``rrlsrn/data/embedded/*/SOURCE.txt``, ``README.md``).
+PDDL: with skull) and six fetal T2 stacks of one fetus with manual brain masks
+(MIALSRTK sample, CC0).  Licences and provenance sit next to the files
+(``rrlsrn/data/embedded/*/SOURCE.txt``, ``README.md``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,16 @@ ADULT_SPLIT = {
     "ds002748-sub-03": "test",
     "ds002748-sub-56": "test",
     "ds000011-sub-03": "test",
+}
+
+_FETAL = "mialsrtk-sub-01"
+# Six thick-slice HASTE stacks of one fetus (three orientations, twice), each with a mask.
+FETAL_T2 = {
+    f"sub-01_run-{n}": (
+        f"{_FETAL}/sub-01/anat/sub-01_run-{n}_T2w.nii.gz",
+        f"{_FETAL}/derivatives/manual_masks/sub-01/anat/sub-01_run-{n}_T2w_desc-brain_mask.nii.gz",
+    )
+    for n in range(1, 7)
 }
 
 
