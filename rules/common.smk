@@ -12,7 +12,10 @@ DATASETS = list(config["datasets"])
 
 def subject_inputs(wildcards):
     volume = pipeline.dataset_volumes(config, wildcards.dataset)[wildcards.subject]
-    return {"volume": str(volume.path), **({"mask": str(volume.mask)} if volume.mask else {})}
+    return {
+        "volume": str(volume.path),
+        **({"mask": str(volume.mask)} if volume.mask else {}),
+    }
 
 
 def subject_files(dataset, role):
