@@ -81,8 +81,25 @@ def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _read_nrrd(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """NRRD (NAMIC's format) -> data, a 4x4 affine from 'space directions', voxel sizes."""
+    import nrrd
+
+    data, header = nrrd.read(str(path))
+    affine = np.eye(4)
+    directions = header.get("space directions")
+    if directions is not None:
+        rows = [np.asarray(d, dtype=float) for d in directions if d is not None]
+        rows = [r for r in rows if np.all(np.isfinite(r))]
+        if len(rows) == 3:
+            affine[:3, :3] = np.stack(rows, axis=1)
+    affine[:3, 3] = np.asarray(header.get("space origin", np.zeros(3)), dtype=float)[:3]
+    zooms = tuple(float(z) for z in np.linalg.norm(affine[:3, :3], axis=0))
+    return np.asarray(data, dtype=np.float32), affine, zooms
+
+
 def load_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
-    """Read a 3D NIfTI volume as float32 with its affine and voxel sizes.
+    """Read a 3D NIfTI (or NRRD) volume as float32 with its affine and voxel sizes.
 
     Raises :class:`VolumeError` naming the file when it is missing, unreadable or
     truncated, not 3D (a trailing singleton 4th axis is squeezed), or holds NaN/Inf.
@@ -90,11 +107,17 @@ def load_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[
     path = Path(path)
     if not path.is_file():
         raise VolumeError(f"{path}: file not found")
+    kind = "NRRD" if path.suffix == ".nrrd" else "NIfTI"
     try:
-        img = nib.load(str(path))
-        data = np.asarray(img.get_fdata(dtype=np.float32))
+        if kind == "NRRD":
+            data, affine, zooms = _read_nrrd(path)
+        else:
+            img = nib.load(str(path))
+            data = np.asarray(img.get_fdata(dtype=np.float32))
+            affine = img.affine
+            zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
     except Exception as exc:
-        raise VolumeError(f"{path}: cannot read as NIfTI ({type(exc).__name__}: {exc})") from exc
+        raise VolumeError(f"{path}: cannot read as {kind} ({type(exc).__name__}: {exc})") from exc
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
@@ -102,5 +125,4 @@ def load_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[
     if not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).sum())
         raise VolumeError(f"{path}: {bad} voxels are NaN or infinite")
-    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    return data, img.affine, zooms
+    return data, affine, zooms

@@ -28,6 +28,7 @@ from rrlsrn.models import build_model
 from rrlsrn.train import make_settings, pick_device, train
 
 ROLES = ("train", "val", "test")
+EXCLUDED = "excluded"  # in no role (e.g. rescans of test subjects in a subject-disjoint split)
 
 
 def dataset_volumes(config: dict[str, Any], dataset: str) -> dict[str, Volume]:
@@ -39,7 +40,8 @@ def dataset_split(config: dict[str, Any], dataset: str) -> dict[str, str]:
     """Unit id -> role (train / val / test), the source's default under config overrides.
 
     Raises when an override names an unknown unit or role, or when one person's scans
-    end up in two different roles (e.g. a rescan of a test subject in training).
+    end up in two different roles (e.g. a rescan of a test subject in training), except
+    under ``split_policy: paper``, which reproduces the paper's split as it was.
     """
     spec = config["datasets"][dataset]
     volumes = dataset_volumes(config, dataset)
@@ -51,14 +53,15 @@ def dataset_split(config: dict[str, Any], dataset: str) -> dict[str, str]:
             f"dataset: {unknown}; known subjects: {sorted(volumes)}"
         )
     split = {**default_split(spec, list(volumes)), **override}
-    bad = {s: r for s, r in split.items() if r not in ROLES}
+    bad = {s: r for s, r in split.items() if r not in (*ROLES, EXCLUDED)}
     if bad:
         raise ValueError(f"dataset {dataset!r}: unknown roles {bad}; use one of {ROLES}")
     roles_of_person: dict[str, set[str]] = {}
     for unit, role in split.items():
-        roles_of_person.setdefault(volumes[unit].person or unit, set()).add(role)
+        if role != EXCLUDED:
+            roles_of_person.setdefault(volumes[unit].person or unit, set()).add(role)
     leaks = {p: sorted(r) for p, r in roles_of_person.items() if len(r) > 1}
-    if leaks:
+    if leaks and spec.get("split_policy") != "paper":
         raise ValueError(f"dataset {dataset!r}: the same person is in several roles: {leaks}")
     return split
 

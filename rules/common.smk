@@ -74,3 +74,12 @@ def all_outputs():
         *expand(f"{RESULTS}/splits/{{dataset}}.tsv", dataset=DATASETS),
         *expand(f"{RESULTS}/tables/psnr_summary.{{ext}}", ext=["csv", "md", "tex"]),
     ]
+
+
+def kirby21_base_url(wildcards):
+    urls = [
+        d.get("base_url")
+        for d in config["datasets"].values()
+        if d["source"] == "kirby21"
+    ]
+    return next((u for u in urls if u), None)

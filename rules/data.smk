@@ -25,3 +25,19 @@ rule split:
         split=dataset_split,
     script:
         "../workflow_scripts/split.py"
+
+
+rule kirby21_session:
+    output:
+        "{kirby_root}/KKI2009-{nn}/KKI2009-{nn}-MPRAGE.nii",
+    log:
+        "{kirby_root}/logs/KKI2009-{nn}.log",
+    wildcard_constraints:
+        nn=r"\d\d",
+    retries: 3
+    conda:
+        "../envs/rrlsrn.yaml"
+    params:
+        base_url=kirby21_base_url,
+    script:
+        "../workflow_scripts/kirby21_session.py"

@@ -174,3 +174,52 @@ def test_subject_disjoint_split():
     assert by_role["val"] == {s for s in SESSIONS if SUBJECT_OF[s] in val_subjects}
     assert len(by_role["train"]) + len(by_role["val"]) == 32
     assert "val" not in subject_disjoint_split(val_fraction=0.0).values()
+
+
+@pytest.mark.slow
+def test_workflow_downloads_extracts_and_prepares_a_session(server, tmp_path):
+    """The Snakemake rules fetch a session over HTTP and slice its MPRAGE."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from rrlsrn.io import load_npz
+
+    base_url, requests = server
+    _session_archive(tmp_path / "served" / "KKI2009-01.tar.bz2", "KKI2009-01")
+    config = {
+        "results": str(tmp_path / "out"),
+        "datasets": {
+            "kirby": {"source": "kirby21", "path": str(tmp_path / "kirby"), "base_url": base_url}
+        },
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    repo = Path(__file__).resolve().parents[1]
+    target = tmp_path / "out" / "data" / "kirby" / "KKI2009-01.npz"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(repo / "Snakefile"),
+            "--cores",
+            "1",
+            str(target),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert requests == ["/KKI2009-01.tar.bz2"]
+    extracted = sorted(p.name for p in (tmp_path / "kirby" / "KKI2009-01").iterdir())
+    assert extracted == ["KKI2009-01-MPRAGE.nii", "KKI2009-01-MPRAGE.par"]
+    assert not (tmp_path / "kirby" / "archives" / "KKI2009-01.tar.bz2").exists()
+    data = load_npz(target)
+    assert data["hr"].ndim == 3 and 0.0 <= data["hr"].min() < data["hr"].max() <= 1.0
+    assert str(data["source"]).endswith("KKI2009-01/KKI2009-01-MPRAGE.nii")

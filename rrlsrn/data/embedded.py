@@ -34,16 +34,6 @@ ADULT_SPLIT = {
     "ds000011-sub-03": "test",
 }
 
-_FETAL = "mialsrtk-sub-01"
-# Six thick-slice HASTE stacks of one fetus (three orientations, twice), each with a mask.
-FETAL_T2 = {
-    f"sub-01_run-{n}": (
-        f"{_FETAL}/sub-01/anat/sub-01_run-{n}_T2w.nii.gz",
-        f"{_FETAL}/derivatives/manual_masks/sub-01/anat/sub-01_run-{n}_T2w_desc-brain_mask.nii.gz",
-    )
-    for n in range(1, 7)
-}
-
 
 def embedded_volume(subject: str) -> Path:
     """Path of an embedded adult T1 volume by subject id (e.g. ``ds002748-sub-01``)."""

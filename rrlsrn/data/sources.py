@@ -11,7 +11,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rrlsrn.data.embedded import ADULT_SPLIT, ADULT_T1, EMBEDDED_ROOT, FETAL_T2
+from rrlsrn.data import kirby21
+from rrlsrn.data.embedded import ADULT_SPLIT, ADULT_T1, EMBEDDED_ROOT
+
+NAMIC_CASES = [
+    "01011",
+    "01015",
+    "01017",
+    "01018",
+    "01019",
+    "01020",
+    "01025",
+    "01026",
+    "01028",
+    "01029",
+    "01033",
+    "01034",
+    "01035",
+    "01039",
+    "01041",
+    "01042",
+    "01044",
+]
+# The paper tests on case01011..case01034 and trains on the rest.
+NAMIC_PAPER_TEST = {f"case{c}" for c in NAMIC_CASES if c <= "01034"}
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -38,10 +61,7 @@ def embedded_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
     if collection == "adult":
         return {s: Volume(EMBEDDED_ROOT / p, None, s) for s, p in ADULT_T1.items()}
     if collection == "fetal":
-        return {
-            s: Volume(EMBEDDED_ROOT / img, EMBEDDED_ROOT / mask, "sub-01")
-            for s, (img, mask) in FETAL_T2.items()
-        }
+        return bids_stacks(EMBEDDED_ROOT / "mialsrtk-sub-01")
     raise ValueError(f"unknown embedded collection {collection!r}; use 'adult' or 'fetal'")
 
 
@@ -70,7 +90,73 @@ def folder_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
     return volumes
 
 
-SOURCES = {"embedded": embedded_volumes, "folder": folder_volumes}
+def bids_stacks(root: Path, suffix: str = "T2w") -> dict[str, Volume]:
+    """Stacks ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` of a BIDS folder with their masks.
+
+    Masks are looked up as ``derivatives/*/sub-*/.../<stack>_desc-brain_mask.nii[.gz]``.
+    The unit id is the file name without suffix (``sub-01_run-1``); the person is the
+    ``sub-`` entity.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"fetal folder {root} does not exist: put BIDS-style thick-slice stacks there "
+            f"(sub-XX/anat/sub-XX_run-N_{suffix}.nii.gz; optional masks under "
+            f"derivatives/<name>/sub-XX/anat/sub-XX_run-N_{suffix}_desc-brain_mask.nii.gz)"
+        )
+    masks = {
+        _strip_nifti(p.name).removesuffix("_desc-brain_mask"): p
+        for p in (root / "derivatives").glob("*/sub-*/**/*_desc-brain_mask.nii*")
+    }
+    volumes = {}
+    for path in sorted(root.glob(f"sub-*/**/anat/*_{suffix}.nii*")):
+        stem = _strip_nifti(path.name)
+        unit = stem.removesuffix(f"_{suffix}")
+        volumes[unit] = Volume(path, masks.get(stem), unit.split("_")[0])
+    if not volumes:
+        raise FileNotFoundError(f"fetal folder {root} holds no sub-*/anat/*_{suffix}.nii.gz")
+    return volumes
+
+
+def fetal_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
+    """A user's folder of fetal thick-slice T2 stacks, BIDS-style, optional brain masks."""
+    return bids_stacks(Path(spec["path"]), spec.get("suffix", "T2w"))
+
+
+def kirby21_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
+    """Kirby 21 MPRAGE sessions; the files appear under ``path`` once downloaded."""
+    root = Path(spec.get("path", "data/kirby21")).expanduser()
+    return {
+        s: Volume(root / s / f"{s}-MPRAGE.nii", None, str(kirby21.SUBJECT_OF[s]))
+        for s in kirby21.SESSIONS
+    }
+
+
+def namic_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
+    """NAMIC Brain Multimodality T1w cases from a local folder (no public host exists)."""
+    root = Path(spec["path"]).expanduser()
+    volumes = {
+        f"case{c}": Volume(root / f"case{c}-t1w.nrrd", None, f"case{c}")
+        for c in NAMIC_CASES
+        if (root / f"case{c}-t1w.nrrd").is_file()
+    }
+    if not volumes:
+        raise FileNotFoundError(
+            f"no NAMIC case found in {root}: put the cases' <case>-t1w.nrrd files there "
+            f"(e.g. {root}/case01011-t1w.nrrd). NAMIC cannot be downloaded: its host "
+            f"(MIDAS, hdl.handle.net/1926/1687) is gone and no public mirror is known, so "
+            f"copy it from a colleague or an institutional archive"
+        )
+    return volumes
+
+
+SOURCES = {
+    "embedded": embedded_volumes,
+    "folder": folder_volumes,
+    "fetal": fetal_volumes,
+    "kirby21": kirby21_volumes,
+    "namic": namic_volumes,
+}
 
 
 def list_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
@@ -93,7 +179,24 @@ def list_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
 
 
 def default_split(spec: dict[str, Any], units: list[str]) -> dict[str, str]:
-    """The split a source uses when config gives none (adult: subject-disjoint; else test)."""
-    if spec["source"] == "embedded" and spec.get("collection", "adult") == "adult":
-        return {u: ADULT_SPLIT[u] for u in units}
-    return dict.fromkeys(units, "test")
+    """The split used when config gives none, by source and ``split_policy``.
+
+    ``subject_disjoint`` (default) keeps every scan of a person in one role; ``paper`` is
+    the paper's own split (Kirby 21: train 06-42, test 01-05, which puts the test
+    subjects' rescans in training; NAMIC: test case01011..01034).  Fetal stacks and
+    users' folders are test sets.
+    """
+    policy = spec.get("split_policy", "subject_disjoint")
+    source = spec["source"]
+    if source == "embedded" and spec.get("collection", "adult") == "adult":
+        split = ADULT_SPLIT
+    elif source == "kirby21":
+        split = kirby21.paper_split() if policy == "paper" else kirby21.subject_disjoint_split()
+    elif source == "namic":
+        split = {u: "test" if u in NAMIC_PAPER_TEST else "train" for u in units}
+        if policy != "paper":
+            train = [u for u in units if split[u] == "train"]
+            split.update(dict.fromkeys(train[-max(1, len(train) // 10) :], "val"))
+    else:
+        split = dict.fromkeys(units, "test")
+    return {u: split[u] for u in units}
