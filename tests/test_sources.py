@@ -40,3 +40,70 @@ def test_unknown_subjects_and_collections_are_named(tmp_path):
         list_volumes({"source": "folder", "path": str(tmp_path), "subjects": ["zz"]})
     with pytest.raises(ValueError, match="'neonatal'"):
         list_volumes({"source": "embedded", "collection": "neonatal"})
+
+
+def test_namic_missing_folder_says_what_to_put_where_and_why(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        list_volumes({"source": "namic", "path": str(tmp_path)})
+    message = str(info.value)
+    assert f"{tmp_path}/case01011-t1w.nrrd" in message and "cannot be downloaded" in message
+
+
+def test_namic_cases_read_from_nrrd_with_spacing(tmp_path):
+    import nrrd
+
+    from rrlsrn.io import load_volume
+
+    data = np.arange(6 * 5 * 4, dtype=np.int16).reshape(6, 5, 4)
+    header = {
+        "space": "left-posterior-superior",
+        "space directions": np.diag([0.9, 0.9, 1.4]),
+        "space origin": [1.0, 2.0, 3.0],
+    }
+    nrrd.write(str(tmp_path / "case01011-t1w.nrrd"), data, header)
+    nrrd.write(str(tmp_path / "case01044-t1w.nrrd"), data, header)
+    volumes = list_volumes({"source": "namic", "path": str(tmp_path)})
+    assert list(volumes) == ["case01011", "case01044"]
+    # the paper tests on case01011..case01034 and trains on the rest
+    split = default_split({"source": "namic", "split_policy": "paper"}, list(volumes))
+    assert split == {"case01011": "test", "case01044": "train"}
+    volume, affine, zooms = load_volume(volumes["case01011"].path)
+    np.testing.assert_array_equal(volume, data)
+    assert zooms == pytest.approx((0.9, 0.9, 1.4))
+    np.testing.assert_allclose(affine[:3, 3], [1.0, 2.0, 3.0])
+
+
+def test_fetal_bids_folder_finds_stacks_and_masks(tmp_path):
+    anat = tmp_path / "sub-07" / "anat"
+    masks = tmp_path / "derivatives" / "masks" / "sub-07" / "anat"
+    anat.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    for run in (1, 2):
+        write_nifti(anat / f"sub-07_run-{run}_T2w.nii.gz")
+    write_nifti(masks / "sub-07_run-2_T2w_desc-brain_mask.nii.gz")
+    volumes = list_volumes({"source": "fetal", "path": str(tmp_path)})
+    assert list(volumes) == ["sub-07_run-1", "sub-07_run-2"]
+    assert volumes["sub-07_run-1"].mask is None
+    assert volumes["sub-07_run-2"].mask == masks / "sub-07_run-2_T2w_desc-brain_mask.nii.gz"
+    assert {v.person for v in volumes.values()} == {"sub-07"}
+    with pytest.raises(FileNotFoundError, match="BIDS-style"):
+        list_volumes({"source": "fetal", "path": str(tmp_path / "missing")})
+
+
+def test_kirby21_splits_through_the_pipeline():
+    from rrlsrn import pipeline
+
+    config = {"datasets": {"k": {"source": "kirby21", "path": "/nonexistent"}}}
+    split = pipeline.dataset_split(config, "k")
+    # subject-disjoint by default: the test subjects' rescans are excluded, not trained on
+    assert [s for s, r in split.items() if r == "test"] == [f"KKI2009-0{i}" for i in range(1, 6)]
+    assert {
+        split[s] for s in ("KKI2009-25", "KKI2009-37", "KKI2009-22", "KKI2009-11", "KKI2009-31")
+    } == {"excluded"}
+    # the paper's split is allowed only when asked for, although it leaks subjects
+    config["datasets"]["k"]["split_policy"] = "paper"
+    paper = pipeline.dataset_split(config, "k")
+    assert paper["KKI2009-25"] == "train" and paper["KKI2009-01"] == "test"
+    config["datasets"]["k"] = {"source": "kirby21", "split": {"KKI2009-25": "train"}}
+    with pytest.raises(ValueError, match="same person.*849"):
+        pipeline.dataset_split(config, "k")
