@@ -94,6 +94,19 @@ def cmd_ship_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_summary(args: argparse.Namespace) -> int:
+    from rrlsrn.data.summary import read_manifest, summary
+
+    files = sorted((args.results / "manifests").glob("*.tsv"))
+    if not files:
+        raise SystemExit(
+            f"rrlsrn: no manifests in {args.results / 'manifests'}; make them with "
+            f"`snakemake --cores 2 {args.results}/tables/data_summary.md`"
+        )
+    print(summary([read_manifest(f) for f in files]).to_markdown(index=False, floatfmt=".3f"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rrlsrn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int)
     p.set_defaults(func=cmd_train)
+
+    data = sub.add_parser("data", help="dataset information").add_subparsers(
+        dest="data_command", required=True
+    )
+    p = data.add_parser("summary", help="units, slices per split, voxel sizes, intensities")
+    p.add_argument("--results", type=Path, default=Path("results"))
+    p.set_defaults(func=cmd_data_summary)
 
     p = sub.add_parser("ship-weights", help="copy a best checkpoint into the package + card")
     p.add_argument("checkpoint", type=Path)

@@ -29,6 +29,22 @@ def training_files(role):
     return [f for dataset in DATASETS for f in subject_files(dataset, role)]
 
 
+def prepared_units(dataset):
+    split = pipeline.dataset_split(config, dataset)
+    return sorted(u for u, role in split.items() if role != pipeline.EXCLUDED)
+
+
+def dataset_units(wildcards):
+    return prepared_units(wildcards.dataset)
+
+
+def dataset_prepared_files(wildcards):
+    return expand(
+        f"{RESULTS}/data/{wildcards.dataset}/{{unit}}.npz",
+        unit=prepared_units(wildcards.dataset),
+    )
+
+
 def train_inputs(wildcards):
     return {"train": training_files("train"), "val": training_files("val")}
 
@@ -43,6 +59,10 @@ def training_overrides(wildcards):
 
 def slice_axis(wildcards):
     return config["datasets"][wildcards.dataset].get("slice_axis", "auto")
+
+
+def min_mask_fraction(wildcards):
+    return config["datasets"][wildcards.dataset].get("min_mask_fraction", 0.02)
 
 
 def dataset_split(wildcards):
@@ -72,6 +92,7 @@ def test_metric_files():
 def all_outputs():
     return [
         *expand(f"{RESULTS}/splits/{{dataset}}.tsv", dataset=DATASETS),
+        f"{RESULTS}/tables/data_summary.md",
         *expand(f"{RESULTS}/tables/psnr_summary.{{ext}}", ext=["csv", "md", "tex"]),
     ]
 

@@ -10,6 +10,7 @@ rule prepare_subject:
     params:
         scale=config["scale"],
         axis=slice_axis,
+        min_mask_fraction=min_mask_fraction,
     script:
         "../workflow_scripts/prepare_subject.py"
 
@@ -41,3 +42,38 @@ rule kirby21_session:
         base_url=kirby21_base_url,
     script:
         "../workflow_scripts/kirby21_session.py"
+
+
+rule manifest:
+    input:
+        dataset_prepared_files,
+    output:
+        f"{RESULTS}/manifests/{{dataset}}.tsv",
+    log:
+        f"{RESULTS}/logs/manifest/{{dataset}}.log",
+    conda:
+        "../envs/rrlsrn.yaml"
+    params:
+        units=dataset_units,
+        split=dataset_split,
+    script:
+        "../workflow_scripts/manifest.py"
+
+
+rule data_summary:
+    input:
+        expand(f"{RESULTS}/manifests/{{dataset}}.tsv", dataset=DATASETS),
+    output:
+        report(
+            f"{RESULTS}/tables/data_summary.md",
+            caption="../report/data_summary.rst",
+            category="Data",
+        ),
+        csv=f"{RESULTS}/tables/data_summary.csv",
+        tex=f"{RESULTS}/tables/data_summary.tex",
+    log:
+        f"{RESULTS}/logs/data_summary.log",
+    conda:
+        "../envs/rrlsrn.yaml"
+    script:
+        "../workflow_scripts/data_summary.py"

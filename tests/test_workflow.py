@@ -55,6 +55,8 @@ def test_default_dry_run_lists_every_job(tmp_path):
         "super_resolve": 18,
         "evaluate": 18,
         "summary_table": 1,
+        "manifest": 2,
+        "data_summary": 1,
         "all": 1,
     }
 

@@ -6,7 +6,9 @@ from rrlsrn.pipeline import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    options = SliceOptions(axis=sm.params.axis, scale=sm.params.scale)
+    options = SliceOptions(
+        axis=sm.params.axis, scale=sm.params.scale, min_mask_fraction=sm.params.min_mask_fraction
+    )
     data = prepare_volume(sm.input.volume, options, mask_path=sm.input.get("mask"))
     save_npz_atomic(sm.output[0], **data)
     print(

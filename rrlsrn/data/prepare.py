@@ -8,6 +8,8 @@ given a brain / head mask, and stripped of (nearly) empty slices.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,4 +120,6 @@ def prepare_volume(
         "intensity_high": np.float32(high),
         "source": np.str_(str(path)),
         "source_sha256": np.str_(sha256sum(path)),
+        "mask_source": np.str_(f"supplied:{mask_path}" if mask_path is not None else "computed"),
+        "options": np.str_(json.dumps(dataclasses.asdict(options))),
     }

@@ -1,0 +1,82 @@
+"""What a dataset holds, from its prepared slice files: the data summary and manifest.
+
+The summary answers "what did this table measure": units and slices per role, slice
+sizes, voxel sizes and intensity clips.  The manifest ties every prepared file to its
+source scan (path and SHA-256) and the processing options, so a number in a table can be
+traced back to the scans it came from.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from rrlsrn.io import load_npz, sha256sum
+
+
+def manifest(
+    files: Mapping[str, str | os.PathLike], roles: Mapping[str, str], dataset: str
+) -> pd.DataFrame:
+    """One row per prepared file ``{unit: npz path}``: provenance and processing facts."""
+    rows = []
+    for unit, path in sorted(files.items()):
+        data = load_npz(path)
+        hr = data["hr"]
+        rows.append(
+            {
+                "dataset": dataset,
+                "unit": unit,
+                "role": roles.get(unit, "?"),
+                "file": str(path),
+                "file_sha256": sha256sum(path),
+                "source": str(data["source"]),
+                "source_sha256": str(data["source_sha256"]),
+                "slices": int(hr.shape[0]),
+                "slice_shape": "x".join(str(n) for n in hr.shape[1:]),
+                "axis": int(data["axis"]),
+                "spacing_mm": "x".join(f"{z:.3f}" for z in data["spacing"]),
+                "intensity_clip": f"[{float(data['intensity_low']):g}, "
+                f"{float(data['intensity_high']):g}]",
+                "mask": str(data["mask_source"]) if "mask_source" in data else "computed",
+                "mask_fraction": float(data["mask"].mean()),
+                "options": str(data["options"]) if "options" in data else json.dumps({}),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def summary(manifests: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Per dataset and role: units, slices, slice sizes, voxel sizes, intensity clips."""
+    table = pd.concat(manifests, ignore_index=True)
+
+    def distinct(values: pd.Series) -> str:
+        return ", ".join(sorted(set(values)))
+
+    grouped = table.groupby(["dataset", "role"], sort=True)
+    out = grouped.agg(
+        units=("unit", "count"),
+        slices=("slices", "sum"),
+        slice_shapes=("slice_shape", distinct),
+        spacing_mm=("spacing_mm", distinct),
+        intensity_clip_high=("intensity_clip", _high_range),
+        mask_fraction=("mask_fraction", "mean"),
+    ).reset_index()
+    return out
+
+
+def _high_range(clips: pd.Series) -> str:
+    """Range of the per-volume upper clips (raw scanner units mapped to 1.0)."""
+    highs = [float(c.strip("[]").split(",")[1]) for c in clips]
+    return f"{min(highs):.4g}-{max(highs):.4g}"
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """Load a manifest TSV written by the workflow."""
+    try:
+        return pd.read_csv(Path(path), sep="\t")
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot read manifest: {exc}") from exc

@@ -1,0 +1,17 @@
+"""Snakemake adapter: the data summary table of every dataset in the run."""
+
+from pathlib import Path
+
+from rrlsrn.data.summary import read_manifest, summary
+from rrlsrn.pipeline import log_to
+from rrlsrn.tables import write_table
+
+with log_to(snakemake.log[0]):  # noqa: F821
+    sm = snakemake  # noqa: F821
+    table = summary([read_manifest(f) for f in sm.input])
+    write_table(
+        table,
+        Path(sm.output.csv).with_suffix(""),
+        caption="Data: units, slices per role, slice and voxel sizes, intensity clips",
+    )
+    print(table.to_string())
