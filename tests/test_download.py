@@ -8,12 +8,12 @@ import io
 import os
 import re
 import tarfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import local_http_server
 
 from rrlsrn.data.download import (
     ArchiveError,
@@ -83,14 +83,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def server() -> Iterator[tuple[str, Behaviour]]:
     behaviour = Behaviour(files={"/data.bin": PAYLOAD})
     handler = type("BoundHandler", (Handler,), {"behaviour": behaviour})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", behaviour
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with local_http_server(handler) as url:
+        yield url, behaviour
 
 
 FAST = {"backoff_s": 0.01, "timeout_s": 5, "progress": False, "chunk": 1 << 14}

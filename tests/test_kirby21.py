@@ -5,13 +5,13 @@ from __future__ import annotations
 import http.server
 import io
 import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
+from conftest import local_http_server
 
 from rrlsrn.data import kirby21
 from rrlsrn.data.download import ArchiveError
@@ -71,13 +71,8 @@ def server(tmp_path) -> Iterator[tuple[str, list[str]]]:
             requests.append(self.path)
             super().do_GET()
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, args=(0.01,), daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/{{session}}.tar.bz2", requests
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with local_http_server(Handler) as url:
+        yield f"{url}/{{session}}.tar.bz2", requests
 
 
 def test_constants_and_urls(monkeypatch):

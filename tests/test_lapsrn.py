@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import http.server
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 import scipy.io
 import torch
 import torch.nn.functional as F
+from conftest import local_http_server
 
 from rrlsrn import lapsrn
 from rrlsrn.degrade import imresize, modcrop
@@ -174,17 +174,8 @@ def server(tmp_path: Path) -> Iterator[tuple[str, type[_Handler]]]:
     root = tmp_path / "www"
     root.mkdir()
     handler = type("Handler", (_Handler,), {"requests": []})
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(handler, directory=str(root))
-    )
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", handler
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+    with local_http_server(functools.partial(handler, directory=str(root))) as url:
+        yield url, handler
 
 
 def _cache_entries(cache: Path) -> list[str]:
