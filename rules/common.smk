@@ -2,12 +2,14 @@
 from snakemake.utils import validate
 
 from rrlsrn import pipeline
+from rrlsrn.data import mialsrtk
 
 validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = config["results"]
 METHODS = pipeline.enabled_methods(config, workflow.basedir)
 DATASETS = list(config["datasets"])
+MIALSRTK_FILES = sorted(mialsrtk.SHA256)
 
 
 def subject_inputs(wildcards):
@@ -103,4 +105,9 @@ def kirby21_base_url(wildcards):
         for d in config["datasets"].values()
         if d["source"] == "kirby21"
     ]
+    return next((u for u in urls if u), None)
+
+
+def mialsrtk_base_url(wildcards):
+    urls = [d.get("base_url") for d in config["datasets"].values() if d.get("download")]
     return next((u for u in urls if u), None)

@@ -77,3 +77,17 @@ rule data_summary:
         "../envs/rrlsrn.yaml"
     script:
         "../workflow_scripts/data_summary.py"
+
+
+rule mialsrtk_sample:
+    output:
+        expand("{{fetal_root}}/{file}", file=MIALSRTK_FILES),
+    log:
+        "{fetal_root}/logs/mialsrtk_sample.log",
+    retries: 3
+    conda:
+        "../envs/rrlsrn.yaml"
+    params:
+        base_url=mialsrtk_base_url,
+    script:
+        "../workflow_scripts/mialsrtk_sample.py"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rrlsrn.data import kirby21
+from rrlsrn.data import kirby21, mialsrtk
 from rrlsrn.data.embedded import ADULT_SPLIT, ADULT_T1, EMBEDDED_ROOT
 
 NAMIC_CASES = [
@@ -119,8 +119,23 @@ def bids_stacks(root: Path, suffix: str = "T2w") -> dict[str, Volume]:
 
 
 def fetal_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
-    """A user's folder of fetal thick-slice T2 stacks, BIDS-style, optional brain masks."""
-    return bids_stacks(Path(spec["path"]), spec.get("suffix", "T2w"))
+    """A user's folder of fetal thick-slice T2 stacks, BIDS-style, optional brain masks.
+
+    With ``download: mialsrtk`` the folder is filled with the public MIALSRTK sample by
+    the workflow; its volumes are listed before they exist.
+    """
+    root = Path(spec["path"]).expanduser()
+    if spec.get("download") == "mialsrtk":
+        stacks = sorted(r for r in mialsrtk.SHA256 if r.startswith("sub-01/"))
+        return {
+            Path(r).name.removesuffix("_T2w.nii.gz"): Volume(
+                root / r,
+                root / mialsrtk.MASK_OF[r],
+                "sub-01",
+            )
+            for r in stacks
+        }
+    return bids_stacks(root, spec.get("suffix", "T2w"))
 
 
 def kirby21_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
