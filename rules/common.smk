@@ -1,8 +1,11 @@
 # Config validation and input functions. Logic lives in rrlsrn.pipeline.
 from snakemake.utils import validate
 
+import re
+
 from rrlsrn import pipeline
 from rrlsrn.data import mialsrtk
+from rrlsrn.data.embedded import EMBEDDED_ROOT
 
 validate(config, schema="../schemas/config.schema.yaml")
 
@@ -10,6 +13,8 @@ RESULTS = config["results"]
 METHODS = pipeline.enabled_methods(config, workflow.basedir)
 DATASETS = list(config["datasets"])
 MIALSRTK_FILES = sorted(mialsrtk.SHA256)
+# Download rules must never claim the scans shipped inside the package.
+NOT_EMBEDDED = f"(?!{re.escape(str(EMBEDDED_ROOT))}).+"
 
 
 def subject_inputs(wildcards):

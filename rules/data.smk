@@ -84,6 +84,8 @@ rule mialsrtk_sample:
         expand("{{fetal_root}}/{file}", file=MIALSRTK_FILES),
     log:
         "{fetal_root}/logs/mialsrtk_sample.log",
+    wildcard_constraints:
+        fetal_root=NOT_EMBEDDED,
     retries: 3
     conda:
         "../envs/rrlsrn.yaml"
