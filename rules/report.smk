@@ -3,7 +3,11 @@ rule summary_table:
         metrics=test_metric_files(),
     output:
         csv=f"{RESULTS}/tables/psnr_summary.csv",
-        md=f"{RESULTS}/tables/psnr_summary.md",
+        md=report(
+            f"{RESULTS}/tables/psnr_summary.md",
+            caption="../report/psnr_summary.rst",
+            category="Tables",
+        ),
         tex=f"{RESULTS}/tables/psnr_summary.tex",
     log:
         f"{RESULTS}/logs/summary_table.log",
