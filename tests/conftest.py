@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
@@ -20,3 +28,23 @@ def local_http_server(handler: Callable[..., http.server.BaseHTTPRequestHandler]
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+def run_snakemake(
+    args: list[str], workdir: Path, check: bool = True, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    """Run the repository's workflow by subprocess in ``workdir``, as a user would."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc

@@ -11,7 +11,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from conftest import local_http_server
+from conftest import local_http_server, run_snakemake
 
 from rrlsrn.data import kirby21
 from rrlsrn.data.download import ArchiveError
@@ -174,9 +174,6 @@ def test_subject_disjoint_split():
 @pytest.mark.slow
 def test_workflow_downloads_extracts_and_prepares_a_session(server, tmp_path):
     """The Snakemake rules fetch a session over HTTP and slice its MPRAGE."""
-    import subprocess
-    import sys
-
     import yaml
 
     from rrlsrn.io import load_npz
@@ -190,27 +187,10 @@ def test_workflow_downloads_extracts_and_prepares_a_session(server, tmp_path):
         },
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    repo = Path(__file__).resolve().parents[1]
     target = tmp_path / "out" / "data" / "kirby" / "KKI2009-01.npz"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(repo / "Snakefile"),
-            "--cores",
-            "1",
-            str(target),
-            "--configfile",
-            str(tmp_path / "config.yaml"),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    run_snakemake(
+        ["--cores", "1", str(target), "--configfile", str(tmp_path / "config.yaml")], tmp_path
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     assert requests == ["/KKI2009-01.tar.bz2"]
     extracted = sorted(p.name for p in (tmp_path / "kirby" / "KKI2009-01").iterdir())
     assert extracted == ["KKI2009-01-MPRAGE.nii", "KKI2009-01-MPRAGE.par"]

@@ -5,13 +5,11 @@ from __future__ import annotations
 import functools
 import http.server
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import local_http_server
+from conftest import local_http_server, run_snakemake
 
 from rrlsrn.data.download import DownloadError
 from rrlsrn.data.embedded import EMBEDDED_ROOT
@@ -70,29 +68,13 @@ def test_workflow_fetches_the_sample_and_prepares_a_stack(tmp_path):
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     target = tmp_path / "out/data/fetal_dl/sub-01_run-2.npz"
-    repo = Path(__file__).resolve().parents[1]
     with serve(SAMPLE) as url:
         config["datasets"]["fetal_dl"]["base_url"] = url
         (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "snakemake",
-                "-s",
-                str(repo / "Snakefile"),
-                "--cores",
-                "1",
-                str(target),
-                "--configfile",
-                str(tmp_path / "config.yaml"),
-            ],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        run_snakemake(
+            ["--cores", "1", str(target), "--configfile", str(tmp_path / "config.yaml")],
+            tmp_path,
         )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     data = load_npz(target)
     assert str(data["mask_source"]).startswith("supplied:")
     assert data["hr"].shape[1:] == (320, 320) and len(data["hr"]) >= 15

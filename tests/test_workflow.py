@@ -2,35 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO, run_snakemake
 
 from rrlsrn.checkpoint import load_model
 from rrlsrn.degrade import imresize
 from rrlsrn.io import load_npz
 from rrlsrn.metrics import psnr
-
-REPO = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-
-
-def run_snakemake(args: list[str], workdir: Path, check: bool = True):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run(
-        [*SNAKEMAKE, *args], cwd=workdir, capture_output=True, text=True, env=env, timeout=900
-    )
-    if check and proc.returncode != 0:
-        pytest.fail(
-            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-        )
-    return proc
 
 
 def job_counts(output: str) -> dict[str, int]:
