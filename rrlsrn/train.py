@@ -320,6 +320,11 @@ def train(
     """
     if threads:
         torch.set_num_threads(threads)
+    if not len(val_slices):
+        raise ValueError(
+            "no validation slices: give the run a subject with role 'val' (validation PSNR "
+            "picks the best checkpoint)"
+        )
     model_kwargs = dict(model_kwargs or {})
     degradation = dict(degradation or {"name": "bicubic"})
     out = Path(out_dir)

@@ -222,3 +222,17 @@ def test_checkpoints_load_weights_only(tmp_path):
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert {"model", "optimizer", "scheduler", "rng", "step"} <= set(state)
     assert state["step"] == 3
+
+
+def test_a_run_without_validation_slices_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="no validation slices"):
+        train(
+            "rrlsrn",
+            smooth_slices(2),
+            [],
+            tmp_path,
+            tiny_settings(),
+            model_kwargs=TINY,
+            progress=False,
+        )
+    assert not any(tmp_path.iterdir())  # nothing written
