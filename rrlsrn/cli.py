@@ -54,17 +54,15 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rrlsrn.io import load_npz
+    from rrlsrn.io import load_slices
     from rrlsrn.train import make_settings, train
 
     overrides = _parse_assignments(args.set, "--set")
     settings = make_settings(args.preset, overrides)
-    train_slices = [s for f in args.train for s in load_npz(f)["hr"]]
-    val_slices = [s for f in args.val for s in load_npz(f)["hr"]]
     summary = train(
         args.model,
-        train_slices,
-        val_slices,
+        load_slices(args.train),
+        load_slices(args.val),
         args.out,
         settings,
         model_kwargs=_parse_assignments(args.model_arg, "--model-arg"),

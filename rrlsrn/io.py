@@ -11,7 +11,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,11 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise
     except Exception as exc:
         raise ValueError(f"{path} is not a readable .npz file: {exc}") from exc
+
+
+def load_slices(files: Sequence[str | os.PathLike]) -> list[np.ndarray]:
+    """All HR slices of prepared per-subject files, in file order."""
+    return [s for f in files for s in load_npz(f)["hr"]]
 
 
 def sha256sum(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from rrlsrn.checkpoint import load_checkpoint, save_checkpoint
 from rrlsrn.degrade import bicubic_up, make_degradation
-from rrlsrn.io import load_npz, write_text_atomic
+from rrlsrn.io import load_slices, write_text_atomic
 from rrlsrn.metrics import psnr
 from rrlsrn.models import build_model, count_parameters
 from rrlsrn.train import evenly_spaced
@@ -31,7 +31,7 @@ def reference_psnr(
     val_files: Sequence[str | os.PathLike], count: int, scale: int, degradation: dict[str, Any]
 ) -> float:
     """Bicubic PSNR on the validation slices the trainer scores (same selection)."""
-    slices = evenly_spaced([s for f in val_files for s in load_npz(f)["hr"]], count)
+    slices = evenly_spaced(load_slices(val_files), count)
     degrade_fn = make_degradation(**degradation)
     values = [
         float(psnr(np.clip(bicubic_up(degrade_fn(s, scale), scale), 0, 1), s, shave=scale))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from rrlsrn import pipeline
+from rrlsrn import pipeline, steps
 from rrlsrn.cli import main
 from rrlsrn.data.embedded import EMBEDDED_ROOT
 from rrlsrn.io import save_npz_atomic
@@ -210,7 +210,7 @@ def write_pair(tmp_path: Path, sr_shape=(2, 8, 8)) -> tuple[Path, Path, np.ndarr
 def test_evaluate_subject_writes_per_slice_tsv(tmp_path):
     sr_file, data_file, _, _ = write_pair(tmp_path)
     out = tmp_path / "metrics" / "rrlsrn" / "s1.tsv"
-    frame = pipeline.evaluate_subject(
+    frame = steps.evaluate_subject(
         sr_file, data_file, out, "rrlsrn", "embedded_adult", "s1", shave=2
     )
     back = pd.read_csv(out, sep="\t")
@@ -231,7 +231,7 @@ def test_evaluate_subject_shape_mismatch_raises_naming_the_sr_file(tmp_path):
     sr_file, data_file, _, _ = write_pair(tmp_path, sr_shape=(2, 8, 6))
     out = tmp_path / "m.tsv"
     with pytest.raises(ValueError, match="sr.npz") as err:
-        pipeline.evaluate_subject(sr_file, data_file, out, "bicubic", "d", "s1", shave=2)
+        steps.evaluate_subject(sr_file, data_file, out, "bicubic", "d", "s1", shave=2)
     assert str(sr_file) in str(err.value)
     assert not out.exists()
 

@@ -1,6 +1,7 @@
 """Snakemake adapter: per-slice metrics of one method on one test subject."""
 
-from rrlsrn.pipeline import evaluate_subject, log_to
+from rrlsrn.pipeline import log_to
+from rrlsrn.steps import evaluate_subject
 
 with log_to(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821

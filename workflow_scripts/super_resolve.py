@@ -1,6 +1,7 @@
 """Snakemake adapter: super-resolve one test subject with one method, timing each slice."""
 
-from rrlsrn.pipeline import log_to, super_resolve_subject
+from rrlsrn.pipeline import log_to
+from rrlsrn.steps import super_resolve_subject
 
 with log_to(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821

@@ -1,6 +1,7 @@
 """Snakemake adapter: train one learned method with the configured preset (resumable)."""
 
-from rrlsrn.pipeline import log_to, train_method
+from rrlsrn.pipeline import log_to
+from rrlsrn.steps import train_method
 
 with log_to(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821

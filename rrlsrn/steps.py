@@ -1,0 +1,147 @@
+"""The work of each workflow rule, called by the thin adapters in ``workflow_scripts/``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from rrlsrn.checkpoint import load_model, load_state_into
+from rrlsrn.infer import super_resolve
+from rrlsrn.io import atomic_path, load_npz, load_slices, save_npz_atomic, write_text_atomic
+from rrlsrn.metrics import evaluate_slices
+from rrlsrn.models import build_model
+from rrlsrn.train import make_settings, pick_device, train
+
+
+def train_method(
+    spec: dict[str, Any],
+    preset: str,
+    overrides: dict[str, Any],
+    train_files: Sequence[str],
+    val_files: Sequence[str],
+    checkpoint_dir: str | os.PathLike,
+    best_out: str | os.PathLike,
+    log_out: str | os.PathLike,
+    scale: int,
+    degradation: dict[str, Any],
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Train one learned method; publish its best checkpoint and log when it finishes.
+
+    Checkpoints live in ``checkpoint_dir`` (not a declared output), so a killed job
+    resumes from ``last.pt`` when the workflow is run again.
+    """
+    settings = make_settings(preset, overrides)
+    summary = train(
+        spec["model"],
+        load_slices(train_files),
+        load_slices(val_files),
+        checkpoint_dir,
+        settings,
+        model_kwargs=spec.get("model_args", {}),
+        scale=scale,
+        degradation=degradation,
+        device=device,
+        weights_name=spec.get("weights"),
+        threads=threads,
+    )
+    print(summary)
+    if not summary["finished"]:
+        raise RuntimeError(
+            f"training stopped at step {summary['steps']} (time budget); "
+            f"run the workflow again to resume from {checkpoint_dir}/last.pt"
+        )
+    ckpt = Path(checkpoint_dir)
+    for src, dst in ((ckpt / "best.pt", best_out), (ckpt / "train_log.csv", log_out)):
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
+    return summary
+
+
+def method_model(
+    spec: dict[str, Any], model_file: str | os.PathLike | None, lapsrn_mat: str | os.PathLike | None
+) -> nn.Module | None:
+    """The network a method runs: trained checkpoint, imported weights, or None (classical)."""
+    if spec["kind"] == "learned":
+        if not model_file:
+            raise ValueError("a learned method needs its trained checkpoint")
+        return load_model(model_file)
+    if spec["kind"] == "imported":
+        from rrlsrn.lapsrn import lapsrn_x2_state_dict
+
+        args = spec.get("model_args", {})
+        model = build_model(spec["model"], **args)
+        state = lapsrn_x2_state_dict(
+            lapsrn_mat,
+            depth=args.get("depth", 11),
+            image_branch=args.get("image_branch", "transposed"),
+        )
+        load_state_into(model, state, lapsrn_mat or "LapSRN_x2.mat")
+        return model.eval()
+    return None
+
+
+def super_resolve_subject(
+    method: str,
+    spec: dict[str, Any],
+    data_file: str | os.PathLike,
+    model_file: str | os.PathLike | None,
+    lapsrn_mat: str | os.PathLike | None,
+    sr_out: str | os.PathLike,
+    runtime_out: str | os.PathLike,
+    scale: int,
+    degradation: dict[str, Any],
+    device: str = "auto",
+    threads: int | None = None,
+) -> None:
+    """Super-resolve every slice of one prepared subject; write SR slices and timings."""
+    if threads:
+        torch.set_num_threads(threads)
+    data = load_npz(data_file)
+    model = method_model(spec, model_file, lapsrn_mat)
+    sr, seconds = super_resolve(
+        list(data["hr"]), method, scale, degradation, model, pick_device(device)
+    )
+    save_npz_atomic(sr_out, sr=np.stack(sr), slice_index=data["slice_index"])
+    frame = pd.DataFrame({"slice": data["slice_index"], "seconds": seconds})
+    write_text_atomic(runtime_out, frame.to_csv(sep="\t", index=False))
+    print(f"{method}: {len(sr)} slices, {seconds.mean():.4f} s per slice")
+
+
+def evaluate_subject(
+    sr_file: str | os.PathLike,
+    data_file: str | os.PathLike,
+    out: str | os.PathLike,
+    method: str,
+    dataset: str,
+    subject: str,
+    shave: int,
+) -> pd.DataFrame:
+    """Per-slice metrics of one SR file against its HR slices, written as TSV."""
+    sr, data = load_npz(sr_file), load_npz(data_file)
+    if sr["sr"].shape != data["hr"].shape:
+        raise ValueError(
+            f"{sr_file}: SR shape {sr['sr'].shape} does not match the HR "
+            f"slices {data['hr'].shape} of {data_file}"
+        )
+    values = evaluate_slices(sr["sr"], data["hr"], data["mask"], shave=shave)
+    frame = pd.DataFrame(
+        {
+            "method": method,
+            "dataset": dataset,
+            "subject": subject,
+            "slice": data["slice_index"],
+            **values,
+        }
+    )
+    write_text_atomic(out, frame.to_csv(sep="\t", index=False, float_format="%.6f"))
+    return frame
