@@ -178,16 +178,95 @@ DEGRADATIONS: dict[str, Callable[..., ArrayLike]] = {
 }
 
 
+# Where LR sample i sits on the HR pixel grid: "centre" = HR coordinate (i + 0.5) s - 0.5
+# (an LR pixel covers a block of HR pixels: imresize, block mean); "origin" = i s (the
+# DFT grids of k-space truncation start at sample 0 and are periodic).
+SAMPLE_GRIDS: dict[str, str] = {"bicubic": "centre", "kspace": "origin", "gaussian_block": "centre"}
+
+
+class Degradation:
+    """A configured linear LR operator ``D``: ``D(x, scale)``, its adjoint, its projection.
+
+    Classical methods that enforce data consistency (NMU, LRTV) use :meth:`adjoint` and
+    :meth:`project` of the operator the config selects, so they never assume a model
+    (such as block averaging) different from the one that made their input.
+    """
+
+    def __init__(self, name: str = "bicubic", **params: float) -> None:
+        if name not in DEGRADATIONS:
+            raise ValueError(f"unknown degradation {name!r}; choose one of {sorted(DEGRADATIONS)}")
+        self.name = name
+        self.params = dict(params)
+        self._forward = partial(DEGRADATIONS[name], **params)
+
+    def __repr__(self) -> str:
+        args = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return f"Degradation({self.name!r}{args})"
+
+    def __call__(self, x: ArrayLike, scale: int) -> ArrayLike:
+        return self._forward(x, scale)
+
+    @property
+    def sample_grid(self) -> str:
+        """``"centre"`` or ``"origin"``: where LR samples sit on the HR grid (see above)."""
+        return SAMPLE_GRIDS[self.name]
+
+    def adjoint(self, y: torch.Tensor, scale: int) -> torch.Tensor:
+        """``D^T y`` for an LR batch ``y`` (..., h, w), exact for any of the linear operators.
+
+        Computed as the vector-Jacobian product of the forward operator, so a new operator
+        needs no hand-written adjoint.
+        """
+        shape = (*y.shape[:-2], y.shape[-2] * scale, y.shape[-1] * scale)
+        x = torch.zeros(shape, dtype=y.dtype, device=y.device, requires_grad=True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(self(x, scale), x, grad_outputs=y)
+        return grad
+
+    def project(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        scale: int,
+        iterations: int = 50,
+        rtol: float = 1e-6,
+    ) -> torch.Tensor:
+        """Closest image to ``x`` (per slice, least squares) with ``D(result) = y``.
+
+        ``x + D^T z`` with ``(D D^T) z = y - D x`` solved by conjugate gradients, batched
+        over the leading axes.  For block averaging this is the classical "add the block's
+        mean error to every pixel of the block"; for the other operators it is the exact
+        back-projection that step stands for.
+        """
+        dims = (-2, -1)
+        residual = y - self(x, scale)
+        z = torch.zeros_like(y)
+        r = residual.clone()
+        p = r.clone()
+        rr = (r * r).sum(dims, keepdim=True)
+        stop = (rtol * residual.norm(dim=dims, keepdim=True)) ** 2
+        for _ in range(iterations):
+            if bool((rr <= stop).all()):
+                break
+            ap = self(self.adjoint(p, scale), scale)
+            alpha = rr / (p * ap).sum(dims, keepdim=True).clamp_min(1e-30)
+            alpha = torch.where(rr <= stop, torch.zeros_like(alpha), alpha)
+            z = z + alpha * p
+            r = r - alpha * ap
+            rr_new = (r * r).sum(dims, keepdim=True)
+            p = r + (rr_new / rr.clamp_min(1e-30)) * p
+            rr = rr_new
+        return x + self.adjoint(z, scale)
+
+
 def degrade(x: ArrayLike, scale: int, name: str = "bicubic", **params: float) -> ArrayLike:
     """Make the LR image of ``x`` (already modcropped) with the operator called ``name``."""
     return make_degradation(name, **params)(x, scale)
 
 
-def make_degradation(name: str = "bicubic", **params: float) -> Callable[..., ArrayLike]:
-    """Return ``f(x, scale)`` for the named operator with its config parameters bound."""
-    if name not in DEGRADATIONS:
-        raise ValueError(f"unknown degradation {name!r}; choose one of {sorted(DEGRADATIONS)}")
-    return partial(DEGRADATIONS[name], **params)
+def make_degradation(name: str = "bicubic", **params: float) -> Degradation:
+    """The named operator with its config parameters bound, callable as ``f(x, scale)``."""
+    return Degradation(name, **params)
 
 
 def bicubic_up(x: ArrayLike, scale: int) -> ArrayLike:

@@ -1,12 +1,16 @@
 """Apply any method to HR test slices: make the LR input, super-resolve, time it.
 
-The LR input always comes from :func:`rrlsrn.degrade.make_degradation`; classical
-methods register a function ``f(lr_batch, scale) -> sr_batch`` in :data:`CLASSICAL`,
-learned ones are loaded from checkpoints (or imported weights).
+The LR input always comes from :func:`rrlsrn.degrade.make_degradation`.  Classical
+methods register ``f(lr_batch, scale, degradation, **params) -> sr_batch`` in
+:data:`CLASSICAL` (the ``baselines`` package registers its own when first needed) and
+receive the same operator that made their input, for data consistency; learned ones are
+loaded from checkpoints (or imported weights).
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -17,15 +21,38 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from rrlsrn.degrade import bicubic_up, make_degradation
+from rrlsrn.degrade import Degradation, make_degradation
 
-ClassicalMethod = Callable[[torch.Tensor, int], torch.Tensor]
-CLASSICAL: dict[str, ClassicalMethod] = {"bicubic": bicubic_up}
+ClassicalMethod = Callable[..., torch.Tensor]
+CLASSICAL: dict[str, ClassicalMethod] = {}
 
 
 def register_classical(name: str, method: ClassicalMethod) -> None:
-    """Make a non-learned method available to :func:`super_resolve` by name."""
+    """Make a non-learned method ``f(lr, scale, degradation, **params)`` usable by name."""
     CLASSICAL[name] = method
+
+
+def classical_methods() -> dict[str, ClassicalMethod]:
+    """The registry, after the ``baselines`` package has registered its methods."""
+    if importlib.util.find_spec("baselines"):
+        importlib.import_module("baselines")
+    return CLASSICAL
+
+
+def check_hr_slices(hr_slices: Sequence[np.ndarray], scale: int) -> None:
+    """Raise a ValueError naming the first slice that is not a finite 2D image of a size
+    divisible by ``scale`` (the LR operator needs whole LR pixels)."""
+    for i, s in enumerate(hr_slices):
+        s = np.asarray(s)
+        if s.ndim != 2:
+            raise ValueError(f"slice {i}: expected a 2D image, got shape {s.shape}")
+        if s.shape[0] % scale or s.shape[1] % scale:
+            raise ValueError(
+                f"slice {i}: size {s.shape[0]}x{s.shape[1]} is not divisible by the "
+                f"scale {scale}; crop it with rrlsrn.degrade.modcrop first"
+            )
+        if not np.isfinite(s).all():
+            raise ValueError(f"slice {i}: holds {int((~np.isfinite(s)).sum())} NaN/inf values")
 
 
 def _group_by_shape(slices: Sequence[np.ndarray]) -> dict[tuple[int, int], list[int]]:
@@ -61,6 +88,28 @@ def run_model(
     return torch.cat(outputs)
 
 
+def run_classical(
+    method: ClassicalMethod,
+    lr: torch.Tensor,
+    scale: int,
+    degradation: Degradation,
+    device: torch.device,
+    batch_size: int | None = None,
+    params: dict[str, Any] | None = None,
+) -> torch.Tensor:
+    """Apply a classical method to an (N, h, w) LR stack in batches; returns float32 CPU."""
+    if batch_size is None:
+        batch_size = 64 if device.type == "cuda" else 16
+    outputs = []
+    with torch.no_grad():
+        for start in range(0, len(lr), batch_size):
+            x = lr[start : start + batch_size].to(device)
+            outputs.append(
+                torch.as_tensor(method(x, scale, degradation, **(params or {}))).float().cpu()
+            )
+    return torch.cat(outputs)
+
+
 def super_resolve(
     hr_slices: Sequence[np.ndarray],
     method: str,
@@ -70,20 +119,24 @@ def super_resolve(
     device: str | torch.device = "cpu",
     batch_size: int | None = None,
     progress: bool = True,
+    params: dict[str, Any] | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Degrade each HR slice, super-resolve it with ``method``; return SR slices and seconds.
 
-    ``model`` is required for learned methods (any name not in :data:`CLASSICAL`).
-    Slices of equal shape are processed together; the seconds per slice are the group's
-    wall time divided evenly (the LR operator is not counted).  Outputs are clipped to
-    [0, 1], the range of the normalised HR data.
+    ``model`` is required for learned methods (any name not in :data:`CLASSICAL`);
+    ``params`` are a classical method's keyword arguments (from config).  Slices of equal
+    shape are processed together; the seconds per slice are the batch's wall time divided
+    evenly (making the LR input is not counted).  Outputs are clipped to [0, 1], the range
+    of the normalised HR data.
     """
+    check_hr_slices(hr_slices, scale)
     degrade_fn = make_degradation(**(degradation or {"name": "bicubic"}))
     device = torch.device(device)
-    if method not in CLASSICAL and model is None:
+    classical = classical_methods()
+    if method not in classical and model is None:
         raise ValueError(
             f"method {method!r} is not a classical method "
-            f"({sorted(CLASSICAL)}) and no model was given"
+            f"({sorted(classical)}) and no model was given"
         )
     sr: list[np.ndarray | None] = [None] * len(hr_slices)
     seconds = np.zeros(len(hr_slices))
@@ -100,8 +153,10 @@ def super_resolve(
         lr = degrade_fn(hr, scale)
         _sync(device)
         start = time.perf_counter()
-        if method in CLASSICAL:
-            out = torch.as_tensor(CLASSICAL[method](lr, scale))
+        if method in classical:
+            out = run_classical(
+                classical[method], lr, scale, degrade_fn, device, batch_size, params
+            )
         else:
             out = run_model(model, lr, device, batch_size)
         _sync(device)

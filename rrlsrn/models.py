@@ -119,8 +119,8 @@ def build_model(name: str, **kwargs: Any) -> nn.Module:
 
 def _register_baselines() -> None:
     """Import ``baselines`` lazily so its learned models register (it imports us)."""
-    if importlib.util.find_spec("baselines") and importlib.util.find_spec("baselines.srcnn"):
-        importlib.import_module("baselines.srcnn")
+    if importlib.util.find_spec("baselines"):
+        importlib.import_module("baselines")
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -108,9 +108,18 @@ def super_resolve_subject(
         torch.set_num_threads(threads)
     data = load_npz(data_file)
     model = method_model(spec, model_file, lapsrn_mat)
-    sr, seconds = super_resolve(
-        list(data["hr"]), method, scale, degradation, model, pick_device(device)
-    )
+    try:
+        sr, seconds = super_resolve(
+            list(data["hr"]),
+            method,
+            scale,
+            degradation,
+            model,
+            pick_device(device),
+            params=spec.get("params", {}),
+        )
+    except ValueError as error:
+        raise ValueError(f"{data_file}: {error}") from error
     save_npz_atomic(sr_out, sr=np.stack(sr), slice_index=data["slice_index"])
     frame = pd.DataFrame({"slice": data["slice_index"], "seconds": seconds})
     write_text_atomic(runtime_out, frame.to_csv(sep="\t", index=False))

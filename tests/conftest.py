@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,3 +49,17 @@ def run_snakemake(
             f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
         )
     return proc
+
+
+@pytest.fixture(scope="session")
+def real_slices() -> np.ndarray:
+    """Two real axial 256x256 HR slices (ds002748-sub-01, a held-out test subject),
+    per-volume normalised to [0, 1] as the workflow does."""
+    import nibabel as nib
+
+    from rrlsrn.data.embedded import embedded_volume
+    from rrlsrn.data.prepare import normalise_intensities
+
+    volume = np.asarray(nib.load(str(embedded_volume("ds002748-sub-01"))).dataobj, np.float32)
+    image, _, _ = normalise_intensities(volume, 99.5)
+    return np.ascontiguousarray(np.moveaxis(image[16:272, 16:272, [80, 100]], -1, 0))

@@ -90,11 +90,11 @@ def test_unknown_method_without_model_raises():
 def test_register_classical_adds_a_usable_method(monkeypatch):
     monkeypatch.setattr(infer, "CLASSICAL", dict(infer.CLASSICAL))  # undo after the test
 
-    def nearest_plus_one(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    def nearest_plus_one(lr: torch.Tensor, scale: int, degradation=None) -> torch.Tensor:
         up = lr.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
         return up + 1.0  # pushes everything above 1: clipping must bring it back
 
-    def nearest(lr: torch.Tensor, scale: int) -> torch.Tensor:
+    def nearest(lr: torch.Tensor, scale: int, degradation=None) -> torch.Tensor:
         return lr.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
 
     with pytest.raises(ValueError):
