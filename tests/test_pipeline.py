@@ -167,11 +167,13 @@ def test_learned_methods(config):
     assert pipeline.learned_methods(config) == ["rrlsrn"]
     config["methods"] = list(config["method_specs"])
     assert pipeline.learned_methods(config) == [
+        "srcnn",
+        "fsrcnn",
         "rrlsrn",
         "rrlsrn_no_gdl",
         "rrlsrn_bicubic_bottom",
     ]
-    config["methods"] = ["bicubic", "lapsrn_x2"]
+    config["methods"] = ["bicubic", "nmu", "lrtv", "cubic_spline", "lapsrn_x2"]
     assert pipeline.learned_methods(config) == []
 
 
