@@ -143,3 +143,37 @@ def test_run_model_on_cuda_matches_cpu():
     # bf16 autocast on the GPU: ~3 significant digits
     torch.testing.assert_close(cuda, cpu, atol=3e-2, rtol=3e-2)
     assert (cuda - cpu).abs().mean() < 5e-3
+
+
+def test_classical_methods_get_the_configured_operator_and_their_params(monkeypatch):
+    monkeypatch.setattr(infer, "CLASSICAL", dict(infer.classical_methods()))
+    seen = {}
+
+    def spy(lr, scale, degradation, offset=0.0):
+        seen.update(name=degradation.name, params=degradation.params, offset=offset)
+        return degradation.adjoint(lr, scale) * scale**2 + offset
+
+    register_classical("spy", spy)
+    hr = [np.full((8, 6), 0.25, np.float32)]
+    degradation = {"name": "gaussian_block", "sigma": 0.8}
+    sr, _ = super_resolve(hr, "spy", 2, degradation, params={"offset": 0.5}, progress=False)
+    assert seen == {"name": "gaussian_block", "params": {"sigma": 0.8}, "offset": 0.5}
+    # a constant image: block-mean adjoint * s^2 replicates the LR value, plus the offset
+    np.testing.assert_allclose(sr[0], 0.75, atol=1e-6)
+
+
+def test_the_baselines_are_registered_by_name():
+    assert {"bicubic", "cubic_spline", "nmu", "lrtv"} <= set(infer.classical_methods())
+
+
+@pytest.mark.parametrize(
+    ("slices", "message"),
+    [
+        ([np.zeros((8, 8, 2), np.float32)], "slice 0: expected a 2D image"),
+        ([np.zeros((8, 8)), np.zeros((9, 8))], "slice 1: size 9x8 is not divisible by the scale 2"),
+        ([np.full((4, 4), np.nan)], "slice 0: holds 16 NaN/inf values"),
+    ],
+)
+def test_bad_hr_slices_are_refused_before_any_work(slices, message):
+    with pytest.raises(ValueError, match=message):
+        super_resolve(slices, "bicubic", progress=False)

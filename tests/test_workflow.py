@@ -28,14 +28,14 @@ def job_counts(output: str) -> dict[str, int]:
 def test_default_dry_run_lists_every_job(tmp_path):
     proc = run_snakemake(["-n", "--cores", "2", "--config", "lapsrn_mat=null"], tmp_path)
     counts = job_counts(proc.stdout + proc.stderr)
-    # 9 adult subjects + 6 fetal stacks prepared, rrlsrn trained once,
-    # 2 methods x (3 adult test subjects + 6 fetal test stacks).
+    # 9 adult subjects + 6 fetal stacks prepared, rrlsrn, srcnn and fsrcnn trained once,
+    # 7 methods (lapsrn_x2 off) x (3 adult test subjects + 6 fetal test stacks).
     assert counts == {
         "prepare_subject": 15,
         "split": 2,
-        "train": 1,
-        "super_resolve": 18,
-        "evaluate": 18,
+        "train": 3,
+        "super_resolve": 63,
+        "evaluate": 63,
         "summary_table": 1,
         "manifest": 2,
         "data_summary": 1,
@@ -64,11 +64,12 @@ def test_smoke_workflow_end_to_end(tmp_path):
     )
     out = tmp_path / "out"
     table = pd.read_csv(out / "tables/psnr_summary.csv")
+    methods = ("bicubic", "cubic_spline", "nmu", "lrtv", "srcnn", "fsrcnn", "rrlsrn")
     assert set(zip(table["dataset"], table["method"], strict=True)) == {
-        (d, m) for d in ("embedded_adult", "embedded_fetal") for m in ("bicubic", "rrlsrn")
+        (d, m) for d in ("embedded_adult", "embedded_fetal") for m in methods
     }
     assert np.isfinite(table["psnr_slice_mean"]).all()
-    assert (out / "tables/psnr_summary.md").read_text().count("| embedded_adult") == 2
+    assert (out / "tables/psnr_summary.md").read_text().count("| embedded_adult") == 7
     rows = table.set_index(["dataset", "method"])
     # The fetal stack is evaluated on its slices that hold brain, inside the manual mask.
     fetal = load_npz(out / "data/embedded_fetal/sub-01_run-1.npz")
