@@ -78,14 +78,10 @@ def _data_term(
     x: torch.Tensor, y: torch.Tensor, scale: int, degradation: Degradation
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient ``s^2 D^T (D x - y)`` and value ``(s^2 / 2) ||D x - y||^2`` per slice."""
-    with torch.enable_grad():
-        xg = x.detach().requires_grad_(True)
-        residual = degradation(xg, scale) - y
-        (grad,) = torch.autograd.grad(residual, xg, grad_outputs=residual)
+    residual = degradation(x, scale) - y
     weight = float(scale**2)
-    residual = residual.detach()
     value = 0.5 * weight * (residual * residual).flatten(1).sum(1)
-    return weight * grad, value
+    return weight * degradation.adjoint(residual, scale), value
 
 
 def lrtv_objective(

@@ -160,14 +160,18 @@ def _blur_block_matrix(length: int, scale: int, sigma: float) -> np.ndarray:
     return block @ blur
 
 
+def _default_sigma(scale: int, sigma: float | None) -> float:
+    """Gaussian sigma whose FWHM is ``scale`` HR pixels, unless one is given."""
+    return float(scale / (2 * math.sqrt(2 * math.log(2))) if sigma is None else sigma)
+
+
 def gaussian_block_down(x: ArrayLike, scale: int, sigma: float | None = None) -> ArrayLike:
     """LR = Gaussian blur (default FWHM = scale HR pixels) then ``scale x scale`` block mean."""
     _require_divisible(x, scale)
-    if sigma is None:
-        sigma = scale / (2 * math.sqrt(2 * math.log(2)))
+    sigma = _default_sigma(scale, sigma)
     h, w = x.shape[-2:]
     return _apply_separable(
-        x, _blur_block_matrix(h, scale, float(sigma)), _blur_block_matrix(w, scale, float(sigma))
+        x, _blur_block_matrix(h, scale, sigma), _blur_block_matrix(w, scale, sigma)
     )
 
 
@@ -177,6 +181,16 @@ DEGRADATIONS: dict[str, Callable[..., ArrayLike]] = {
     "gaussian_block": gaussian_block_down,
 }
 
+
+# Operators that are one (LR x HR) matrix per axis: ``f(hr_length, scale, **params)``.
+SEPARABLE_MATRICES: dict[str, Callable[..., np.ndarray]] = {
+    "bicubic": lambda length, scale: resize_matrix(
+        length, int(math.ceil(length / scale - 1e-9)), 1.0 / scale
+    ),
+    "gaussian_block": lambda length, scale, sigma=None: _blur_block_matrix(
+        length, scale, _default_sigma(scale, sigma)
+    ),
+}
 
 # Where LR sample i sits on the HR pixel grid: "centre" = HR coordinate (i + 0.5) s - 0.5
 # (an LR pixel covers a block of HR pixels: imresize, block mean); "origin" = i s (the
@@ -198,12 +212,37 @@ class Degradation:
         self.name = name
         self.params = dict(params)
         self._forward = partial(DEGRADATIONS[name], **params)
+        self._matrices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _axis_matrices(
+        self, height: int, width: int, scale: int, like: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The operator's per-axis matrices as tensors, made once per HR size and device."""
+        key = (height, width, scale, like.dtype, like.device)
+        if key not in self._matrices:
+            make = SEPARABLE_MATRICES[self.name]
+            self._matrices[key] = tuple(
+                torch.as_tensor(make(n, scale, **self.params), dtype=like.dtype, device=like.device)
+                for n in (height, width)
+            )
+        return self._matrices[key]
+
+    def _is_fast(self, x: ArrayLike) -> bool:
+        return (
+            self.name in SEPARABLE_MATRICES
+            and isinstance(x, torch.Tensor)
+            and x.is_floating_point()
+        )
 
     def __repr__(self) -> str:
         args = "".join(f", {k}={v!r}" for k, v in self.params.items())
         return f"Degradation({self.name!r}{args})"
 
     def __call__(self, x: ArrayLike, scale: int) -> ArrayLike:
+        if self._is_fast(x):  # same matrices as the functions, converted once
+            _require_divisible(x, scale)
+            mat_h, mat_w = self._axis_matrices(*x.shape[-2:], scale, x)
+            return mat_h @ x @ mat_w.T
         return self._forward(x, scale)
 
     @property
@@ -214,10 +253,14 @@ class Degradation:
     def adjoint(self, y: torch.Tensor, scale: int) -> torch.Tensor:
         """``D^T y`` for an LR batch ``y`` (..., h, w), exact for any of the linear operators.
 
-        Computed as the vector-Jacobian product of the forward operator, so a new operator
-        needs no hand-written adjoint.
+        Separable operators use their transposed matrices; any other is differentiated
+        (the vector-Jacobian product of the forward operator), so a new operator needs no
+        hand-written adjoint.
         """
         shape = (*y.shape[:-2], y.shape[-2] * scale, y.shape[-1] * scale)
+        if self._is_fast(y):
+            mat_h, mat_w = self._axis_matrices(shape[-2], shape[-1], scale, y)
+            return mat_h.T @ y @ mat_w
         x = torch.zeros(shape, dtype=y.dtype, device=y.device, requires_grad=True)
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(self(x, scale), x, grad_outputs=y)

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from rrlsrn.degrade import degrade, imresize, modcrop, resize_matrix
+from rrlsrn.degrade import (
+    bicubic_down,
+    degrade,
+    gaussian_block_down,
+    imresize,
+    make_degradation,
+    modcrop,
+    resize_matrix,
+)
 
 OPERATORS = ["bicubic", "kspace", "gaussian_block"]
 
@@ -366,3 +374,37 @@ def test_one_dimensional_input_raises():
 def test_nonpositive_scale_raises():
     with pytest.raises(ValueError, match="scale"):
         imresize(np.zeros((4, 4)), 0)
+
+
+@pytest.mark.parametrize("name", ["bicubic", "kspace", "gaussian_block"])
+def test_adjoint_satisfies_the_inner_product_identity(name):
+    # <D x, y> = <x, D^T y> for random x, y defines the adjoint
+    degradation = make_degradation(name)
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.standard_normal((2, 24, 18)))
+    y = torch.from_numpy(rng.standard_normal((2, 12, 9)))
+    lhs = (degradation(x, 2) * y).sum()
+    rhs = (x * degradation.adjoint(y, 2)).sum()
+    assert float(lhs) == pytest.approx(float(rhs), rel=1e-10)
+
+
+@pytest.mark.parametrize("name", ["bicubic", "kspace", "gaussian_block"])
+def test_project_gives_the_nearest_consistent_image(name):
+    degradation = make_degradation(name)
+    rng = np.random.default_rng(6)
+    x = torch.from_numpy(rng.random((2, 24, 18)))
+    y = torch.from_numpy(rng.random((2, 12, 9)))
+    p = degradation.project(x, y, 2, iterations=500, rtol=1e-13)
+    torch.testing.assert_close(degradation(p, 2), y, atol=1e-9, rtol=0)
+    # least squares: the correction lies in the range of D^T, so it is orthogonal to the
+    # null space of D (projecting any z onto D z = 0 gives a null-space vector)
+    z = torch.from_numpy(rng.standard_normal((2, 24, 18)))
+    null = degradation.project(z, torch.zeros_like(y), 2, iterations=500, rtol=1e-13)
+    assert float(degradation(null, 2).abs().max()) < 1e-9
+    assert float(((p - x) * null).sum().abs()) < 1e-8
+
+
+def test_separable_fast_path_equals_the_functions():
+    x = torch.rand(3, 20, 16, dtype=torch.float64)
+    for name, fn in (("bicubic", bicubic_down), ("gaussian_block", gaussian_block_down)):
+        torch.testing.assert_close(make_degradation(name)(x, 2), fn(x, 2), atol=0, rtol=0)
