@@ -132,6 +132,7 @@ def test_write_split_tsv_sorted_by_subject(tmp_path):
 
 
 def test_enabled_methods_drops_lapsrn_when_its_weights_are_missing(config, tmp_path):
+    config["methods"] = ["bicubic", "rrlsrn", "lapsrn_x2"]
     config["lapsrn_mat"] = "weights/LapSRN_x2.mat"  # relative to the workdir: absent
     assert pipeline.lapsrn_mat_available(config, tmp_path) is None
     assert pipeline.enabled_methods(config, tmp_path) == ["bicubic", "rrlsrn"]
@@ -140,6 +141,7 @@ def test_enabled_methods_drops_lapsrn_when_its_weights_are_missing(config, tmp_p
 
 
 def test_enabled_methods_keeps_lapsrn_when_config_file_exists(config, tmp_path):
+    config["methods"] = ["bicubic", "rrlsrn", "lapsrn_x2"]
     mat = tmp_path / "weights" / "LapSRN_x2.mat"
     mat.parent.mkdir()
     mat.write_bytes(b"MATLAB 5.0")
@@ -149,6 +151,7 @@ def test_enabled_methods_keeps_lapsrn_when_config_file_exists(config, tmp_path):
 
 
 def test_enabled_methods_keeps_lapsrn_when_env_var_points_to_a_file(config, tmp_path, monkeypatch):
+    config["methods"] = ["bicubic", "rrlsrn", "lapsrn_x2"]
     config["lapsrn_mat"] = "does/not/exist.mat"
     workdir = tmp_path / "work"
     workdir.mkdir()
@@ -164,7 +167,7 @@ def test_enabled_methods_keeps_lapsrn_when_env_var_points_to_a_file(config, tmp_
 
 
 def test_learned_methods(config):
-    assert pipeline.learned_methods(config) == ["rrlsrn"]
+    assert pipeline.learned_methods(config) == ["srcnn", "fsrcnn", "rrlsrn"]
     config["methods"] = list(config["method_specs"])
     assert pipeline.learned_methods(config) == [
         "srcnn",
