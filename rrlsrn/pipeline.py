@@ -19,6 +19,13 @@ from rrlsrn.data.sources import Volume, default_split, list_volumes
 from rrlsrn.io import write_text_atomic
 
 ROLES = ("train", "val", "test")
+# Tables 4 and 5: ablation -> (variant without the component, full model, component)
+ABLATIONS = {
+    "gdl": ("rrlsrn_no_gdl", "rrlsrn", "GDL"),
+    "bottom_conv": ("rrlsrn_bicubic_bottom", "rrlsrn", "bottom transposed conv"),
+}
+# Sources whose data are the paper's own: their tables show the published values beside.
+PAPER_SOURCES = {"kirby21": "kirby21", "namic": "namic"}
 EXCLUDED = "excluded"  # in no role (e.g. rescans of test subjects in a subject-disjoint split)
 
 
@@ -89,6 +96,30 @@ def enabled_methods(config: dict[str, Any], workdir: str | os.PathLike = ".") ->
             continue
         methods.append(name)
     return methods
+
+
+def comparison_methods(config: dict[str, Any], workdir: str | os.PathLike = ".") -> list[str]:
+    """Methods of Tables 1-3, 6 and Figs. 2-3: the run's methods less the ablation variants."""
+    variants = {without for without, _, _ in ABLATIONS.values()}
+    return [m for m in enabled_methods(config, workdir) if m not in variants]
+
+
+def ablations_in_run(config: dict[str, Any], workdir: str | os.PathLike = ".") -> list[str]:
+    """The ablations (keys of ABLATIONS) whose two models are both in the run."""
+    methods = set(enabled_methods(config, workdir))
+    return [a for a, (without, full, _) in ABLATIONS.items() if {without, full} <= methods]
+
+
+def paper_dataset(config: dict[str, Any], dataset: str) -> str | None:
+    """Which of the paper's datasets (kirby21, namic, fetal) ``dataset`` is, if any.
+
+    Set by the dataset's ``paper_dataset`` key, else by its source (Kirby 21 and NAMIC
+    downloads are the paper's data; the paper's clinical fetal scans are not public).
+    """
+    spec = config["datasets"][dataset]
+    if "paper_dataset" in spec:
+        return spec["paper_dataset"]
+    return PAPER_SOURCES.get(spec["source"])
 
 
 def learned_methods(config: dict[str, Any]) -> list[str]:

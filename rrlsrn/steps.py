@@ -102,12 +102,19 @@ def super_resolve_subject(
     degradation: dict[str, Any],
     device: str = "auto",
     threads: int | None = None,
+    dataset: str = "",
+    subject: str = "",
 ) -> None:
-    """Super-resolve every slice of one prepared subject; write SR slices and timings."""
+    """Super-resolve every slice of one prepared subject; write SR slices and timings.
+
+    The timing TSV names the method, dataset, subject and device of every slice, so the
+    runtime table can be built from these files alone.
+    """
     if threads:
         torch.set_num_threads(threads)
     data = load_npz(data_file)
     model = method_model(spec, model_file, lapsrn_mat)
+    torch_device = pick_device(device)
     try:
         sr, seconds = super_resolve(
             list(data["hr"]),
@@ -115,15 +122,31 @@ def super_resolve_subject(
             scale,
             degradation,
             model,
-            pick_device(device),
+            torch_device,
             params=spec.get("params", {}),
         )
     except ValueError as error:
         raise ValueError(f"{data_file}: {error}") from error
     save_npz_atomic(sr_out, sr=np.stack(sr), slice_index=data["slice_index"])
-    frame = pd.DataFrame({"slice": data["slice_index"], "seconds": seconds})
+    frame = pd.DataFrame(
+        {
+            "method": method,
+            "dataset": dataset,
+            "subject": subject,
+            "slice": data["slice_index"],
+            "seconds": seconds,
+            "device": device_name(torch_device),
+        }
+    )
     write_text_atomic(runtime_out, frame.to_csv(sep="\t", index=False))
     print(f"{method}: {len(sr)} slices, {seconds.mean():.4f} s per slice")
+
+
+def device_name(device: torch.device) -> str:
+    """What ran the timings: the GPU's name, or the CPU with its thread count."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 def evaluate_subject(

@@ -11,7 +11,11 @@ validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = config["results"]
 METHODS = pipeline.enabled_methods(config, workflow.basedir)
+COMPARED = pipeline.comparison_methods(config, workflow.basedir)
+ABLATIONS = pipeline.ablations_in_run(config, workflow.basedir)
+LEARNED = [m for m in METHODS if m in pipeline.learned_methods(config)]
 DATASETS = list(config["datasets"])
+TABLE_FORMATS = ["csv", "md", "tex"]
 MIALSRTK_FILES = sorted(mialsrtk.SHA256)
 # Download rules must never claim the scans shipped inside the package.
 NOT_EMBEDDED = f"(?!{re.escape(str(EMBEDDED_ROOT))}).+"
@@ -87,12 +91,94 @@ def model_input(wildcards):
     return []
 
 
-def test_metric_files():
+def test_files(kind, methods=None, datasets=None):
+    """``{RESULTS}/{kind}/{method}/{dataset}/{subject}.tsv`` over the test subjects."""
     return [
-        f"{RESULTS}/metrics/{method}/{dataset}/{subject}.tsv"
-        for method in METHODS
-        for dataset in DATASETS
+        f"{RESULTS}/{kind}/{method}/{dataset}/{subject}.tsv"
+        for method in (METHODS if methods is None else methods)
+        for dataset in (DATASETS if datasets is None else datasets)
         for subject in pipeline.subjects_with_role(config, dataset, "test")
+    ]
+
+
+def test_metric_files():
+    return test_files("metrics")
+
+
+def test_runtime_files():
+    return test_files("runtime")
+
+
+def test_benchmark_files():
+    return test_files("benchmarks/super_resolve")
+
+
+def paper_datasets():
+    return {dataset: pipeline.paper_dataset(config, dataset) for dataset in DATASETS}
+
+
+def table_files(ext):
+    stems = [f"table1to3_{dataset}" for dataset in DATASETS]
+    stems += ["table4_gdl", "table5_bottom_conv", "table6_runtime", "paired_tests"]
+    return [f"{RESULTS}/tables/{stem}.{ext}" for stem in stems]
+
+
+def dataset_metric_files(wildcards):
+    return test_files("metrics", COMPARED, [wildcards.dataset])
+
+
+def dataset_test_data(wildcards):
+    subjects = pipeline.subjects_with_role(config, wildcards.dataset, "test")
+    return {s: f"{RESULTS}/data/{wildcards.dataset}/{s}.npz" for s in subjects}
+
+
+def dataset_sr_files(wildcards, methods=None):
+    subjects = pipeline.subjects_with_role(config, wildcards.dataset, "test")
+    return {
+        method: {
+            s: f"{RESULTS}/sr/{method}/{wildcards.dataset}/{s}.npz" for s in subjects
+        }
+        for method in (COMPARED if methods is None else methods)
+    }
+
+
+def gdl_sr_files(wildcards):
+    return dataset_sr_files(wildcards, ["rrlsrn_no_gdl", "rrlsrn"])
+
+
+def flat_paths(nested):
+    """Every path of a {key: path} or {key: {key: path}} mapping (rule inputs)."""
+    if isinstance(nested, dict):
+        return [p for value in nested.values() for p in flat_paths(value)]
+    return [nested]
+
+
+def figure_inputs(wildcards):
+    return {
+        "metrics": dataset_metric_files(wildcards),
+        "data": flat_paths(dataset_test_data(wildcards)),
+        "sr": flat_paths(dataset_sr_files(wildcards)),
+    }
+
+
+def gdl_figure_inputs(wildcards):
+    return {
+        "metrics": test_files("metrics", ["rrlsrn"], [wildcards.dataset]),
+        "data": flat_paths(dataset_test_data(wildcards)),
+        "sr": flat_paths(gdl_sr_files(wildcards)),
+    }
+
+
+def figure_files():
+    stems = [f"fig2_examples_{d}" for d in DATASETS] + [
+        f"fig3_error_maps_{d}" for d in DATASETS
+    ]
+    if "gdl" in ABLATIONS:
+        stems += [f"fig4_gdl_{d}" for d in DATASETS]
+    if LEARNED:
+        stems.append("training_curves")
+    return [
+        f"{RESULTS}/figures/{stem}.{ext}" for stem in stems for ext in ("png", "pdf")
     ]
 
 
@@ -100,7 +186,8 @@ def all_outputs():
     return [
         *expand(f"{RESULTS}/splits/{{dataset}}.tsv", dataset=DATASETS),
         f"{RESULTS}/tables/data_summary.md",
-        *expand(f"{RESULTS}/tables/psnr_summary.{{ext}}", ext=["csv", "md", "tex"]),
+        *[path for ext in TABLE_FORMATS for path in table_files(ext)],
+        *figure_files(),
     ]
 
 

@@ -1,17 +1,96 @@
-rule summary_table:
+rule tables:
     input:
         metrics=test_metric_files(),
+        runtimes=test_runtime_files(),
     output:
-        csv=f"{RESULTS}/tables/psnr_summary.csv",
         md=report(
-            f"{RESULTS}/tables/psnr_summary.md",
-            caption="../report/psnr_summary.rst",
+            table_files("md"),
+            caption="../report/tables.rst",
             category="Tables",
         ),
-        tex=f"{RESULTS}/tables/psnr_summary.tex",
+        csv=table_files("csv"),
+        tex=table_files("tex"),
+        long=f"{RESULTS}/tables/quality_long.csv",
     log:
-        f"{RESULTS}/logs/summary_table.log",
+        f"{RESULTS}/logs/tables.log",
     conda:
         "../envs/rrlsrn.yaml"
+    params:
+        benchmarks=test_benchmark_files(),
+        methods=COMPARED,
+        paper_datasets=paper_datasets(),
     script:
-        "../workflow_scripts/summary_table.py"
+        "../workflow_scripts/tables.py"
+
+
+rule example_figures:
+    input:
+        unpack(figure_inputs),
+    output:
+        example=report(
+            f"{RESULTS}/figures/fig2_examples_{{dataset}}.png",
+            caption="../report/fig2_examples.rst",
+            category="Figures",
+        ),
+        example_pdf=f"{RESULTS}/figures/fig2_examples_{{dataset}}.pdf",
+        choice=f"{RESULTS}/figures/fig2_examples_{{dataset}}.json",
+        errors=report(
+            f"{RESULTS}/figures/fig3_error_maps_{{dataset}}.png",
+            caption="../report/fig3_error_maps.rst",
+            category="Figures",
+        ),
+        errors_pdf=f"{RESULTS}/figures/fig3_error_maps_{{dataset}}.pdf",
+    log:
+        f"{RESULTS}/logs/figures/examples_{{dataset}}.log",
+    conda:
+        "../envs/rrlsrn.yaml"
+    params:
+        data=dataset_test_data,
+        sr=dataset_sr_files,
+        degradation=config["degradation"],
+        scale=config["scale"],
+    script:
+        "../workflow_scripts/example_figures.py"
+
+
+rule gdl_figure:
+    input:
+        unpack(gdl_figure_inputs),
+    output:
+        png=report(
+            f"{RESULTS}/figures/fig4_gdl_{{dataset}}.png",
+            caption="../report/fig4_gdl.rst",
+            category="Figures",
+        ),
+        pdf=f"{RESULTS}/figures/fig4_gdl_{{dataset}}.pdf",
+    log:
+        f"{RESULTS}/logs/figures/gdl_{{dataset}}.log",
+    conda:
+        "../envs/rrlsrn.yaml"
+    params:
+        data=dataset_test_data,
+        sr=gdl_sr_files,
+        degradation=config["degradation"],
+        scale=config["scale"],
+    script:
+        "../workflow_scripts/gdl_figure.py"
+
+
+rule training_curves:
+    input:
+        expand(f"{RESULTS}/models/{{method}}/train_log.csv", method=LEARNED),
+    output:
+        png=report(
+            f"{RESULTS}/figures/training_curves.png",
+            caption="../report/training_curves.rst",
+            category="Figures",
+        ),
+        pdf=f"{RESULTS}/figures/training_curves.pdf",
+    log:
+        f"{RESULTS}/logs/figures/training_curves.log",
+    conda:
+        "../envs/rrlsrn.yaml"
+    params:
+        methods=LEARNED,
+    script:
+        "../workflow_scripts/training_curves.py"

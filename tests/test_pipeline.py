@@ -167,8 +167,6 @@ def test_enabled_methods_keeps_lapsrn_when_env_var_points_to_a_file(config, tmp_
 
 
 def test_learned_methods(config):
-    assert pipeline.learned_methods(config) == ["srcnn", "fsrcnn", "rrlsrn"]
-    config["methods"] = list(config["method_specs"])
     assert pipeline.learned_methods(config) == [
         "srcnn",
         "fsrcnn",
@@ -178,6 +176,32 @@ def test_learned_methods(config):
     ]
     config["methods"] = ["bicubic", "nmu", "lrtv", "cubic_spline", "lapsrn_x2"]
     assert pipeline.learned_methods(config) == []
+
+
+def test_comparison_methods_leave_the_ablation_variants_to_tables_4_and_5(config, tmp_path):
+    config["lapsrn_mat"] = None
+    assert pipeline.comparison_methods(config, tmp_path) == [
+        "bicubic",
+        "cubic_spline",
+        "nmu",
+        "lrtv",
+        "srcnn",
+        "fsrcnn",
+        "rrlsrn",
+    ]
+    assert pipeline.ablations_in_run(config, tmp_path) == ["gdl", "bottom_conv"]
+    config["methods"] = ["bicubic", "rrlsrn", "rrlsrn_bicubic_bottom"]
+    assert pipeline.ablations_in_run(config, tmp_path) == ["bottom_conv"]
+    config["methods"] = ["rrlsrn_no_gdl"]  # an ablation needs the full model too
+    assert pipeline.ablations_in_run(config, tmp_path) == []
+
+
+def test_paper_dataset_by_source_or_key(config):
+    config["datasets"]["kirby"] = {"source": "kirby21"}
+    config["datasets"]["mine"] = {"source": "folder", "paper_dataset": "fetal"}
+    assert pipeline.paper_dataset(config, "kirby") == "kirby21"
+    assert pipeline.paper_dataset(config, "mine") == "fetal"
+    assert pipeline.paper_dataset(config, "embedded_adult") is None  # not the paper's data
 
 
 def test_method_settings_method_train_dict_wins(config):

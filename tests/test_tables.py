@@ -1,4 +1,4 @@
-"""Tests for rrlsrn.tables (summary tables) and rrlsrn.metrics.evaluate_slices."""
+"""Tests for rrlsrn.tables: the paper's tables built from small metric files."""
 
 from __future__ import annotations
 
@@ -7,144 +7,275 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
-from rrlsrn.metrics import evaluate_slices, psnr
-from rrlsrn.tables import load_metrics, psnr_summary, write_table
+from rrlsrn.tables import (
+    ablation_table,
+    load_metrics,
+    load_rule_benchmarks,
+    load_runtimes,
+    paired_table,
+    published,
+    quality_long,
+    quality_table,
+    runtime_table,
+    write_paper_tables,
+    write_table,
+)
 
-# ---------------------------------------------------------------- evaluate_slices
+T_975_DF2 = 4.302652729911275  # Student t quantile, from printed tables
 
-
-def test_evaluate_slices_psnr_and_masked_psnr():
-    rng = np.random.default_rng(3)
-    hr = rng.random((3, 10, 10))
-    sr = hr + rng.normal(0, 0.05, hr.shape)
-    mask = np.zeros((3, 10, 10), bool)
-    mask[0, 3:6, 2:8] = True  # inside the 2-pixel border
-    mask[1, 0:2, :] = True  # only in the shaved border: empty after shaving
-    # slice 2: no mask at all
-    out = evaluate_slices(sr, hr, mask, shave=2)
-    assert sorted(out) == ["psnr", "psnr_mask"]
-    assert out["psnr"].shape == (3,) and out["psnr_mask"].shape == (3,)
-    for i in range(3):
-        # the library's own PSNR on each slice ...
-        assert out["psnr"][i] == pytest.approx(psnr(sr[i], hr[i], shave=2).item(), abs=1e-9)
-        # ... and by hand: MSE over the 6 x 6 interior
-        mse = np.mean((sr[i, 2:-2, 2:-2] - hr[i, 2:-2, 2:-2]) ** 2)
-        assert out["psnr"][i] == pytest.approx(-10 * math.log10(mse), abs=1e-9)
-    # masked PSNR of slice 0: MSE over the 3 x 6 masked pixels only
-    diff = (sr[0] - hr[0])[3:6, 2:8]
-    assert out["psnr_mask"][0] == pytest.approx(-10 * math.log10(np.mean(diff**2)), abs=1e-9)
-    assert math.isnan(out["psnr_mask"][1])
-    assert math.isnan(out["psnr_mask"][2])
+VALUES = {  # method -> subject -> per-slice PSNR
+    "bicubic": {"s1": [30.0, 32.0], "s2": [28.0, 29.0, 30.0], "s3": [30.0]},
+    "rrlsrn": {"s1": [33.0, 35.0], "s2": [30.0, 31.0, 35.0], "s3": [36.0]},
+    "rrlsrn_no_gdl": {"s1": [33.0, 34.0], "s2": [30.0, 31.0, 32.0], "s3": [36.25]},
+}
 
 
-def test_evaluate_slices_without_mask_has_no_masked_column():
-    hr = np.zeros((2, 8, 8))
-    sr = hr + 0.1  # MSE 0.01 -> 20 dB
-    out = evaluate_slices(sr, hr, shave=2)
-    assert list(out) == ["psnr"]
-    np.testing.assert_allclose(out["psnr"], [20.0, 20.0], atol=1e-9)
-
-
-# ---------------------------------------------------------------- psnr_summary
-
-
-def hand_metrics() -> pd.DataFrame:
-    """Two methods x two subjects (2 and 3 slices), values chosen for easy arithmetic."""
+def hand_metrics(dataset: str = "adult") -> pd.DataFrame:
+    """Per-slice rows; subject means: bicubic 31, 29, 30; rrlsrn 34, 32, 36;
+    rrlsrn_no_gdl 33.5, 31, 36.25.  SSIM = PSNR / 40; masked PSNR = PSNR - 2."""
     rows = []
-    values = {
-        ("bicubic", "s1"): [30.0, 32.0],
-        ("bicubic", "s2"): [28.0, 29.0, 30.0],
-        ("rrlsrn", "s1"): [33.0, 35.0],
-        ("rrlsrn", "s2"): [30.0, 31.0, 32.0],
-    }
-    for (method, subject), psnrs in values.items():
-        for k, v in enumerate(psnrs):
-            rows.append(
-                {
-                    "method": method,
-                    "dataset": "adult",
-                    "subject": subject,
-                    "slice": 10 + k,
-                    "psnr": v,
-                    "psnr_mask": v - 2.0,
-                }
-            )
+    for method, subjects in VALUES.items():
+        for subject, psnrs in subjects.items():
+            for k, v in enumerate(psnrs):
+                rows.append(
+                    {
+                        "method": method,
+                        "dataset": dataset,
+                        "subject": subject,
+                        "slice": 10 + k,
+                        "psnr": v,
+                        "ssim": v / 40,
+                        "psnr_mask": v - 2.0,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
-def test_psnr_summary_by_hand():
-    table = psnr_summary(hand_metrics())
-    # sorted by dataset then slice mean: bicubic (29.8) before rrlsrn (32.2)
-    assert list(table["method"]) == ["bicubic", "rrlsrn"]
-    bic, rr = table.iloc[0], table.iloc[1]
-    assert (bic["subjects"], bic["slices"]) == (2, 5)
-    assert (rr["subjects"], rr["slices"]) == (2, 5)
-    # bicubic: subject means 31 and 29 -> mean 30, SD sqrt((1 + 1) / 1) = sqrt(2);
-    # slice mean (30 + 32 + 28 + 29 + 30) / 5 = 29.8 (differs from the subject mean:
-    # the subjects have different slice counts)
-    assert bic["psnr_subject_mean"] == pytest.approx(30.0)
-    assert bic["psnr_subject_sd"] == pytest.approx(math.sqrt(2))
-    assert bic["psnr_slice_mean"] == pytest.approx(29.8)
-    assert bic["psnr_mask_subject_mean"] == pytest.approx(28.0)
-    # rrlsrn: subject means 34 and 31 -> mean 32.5, SD sqrt(2 * 1.5**2 / 1) = 1.5 sqrt(2);
-    # slice mean (33 + 35 + 30 + 31 + 32) / 5 = 32.2
-    assert rr["psnr_subject_mean"] == pytest.approx(32.5)
-    assert rr["psnr_subject_sd"] == pytest.approx(1.5 * math.sqrt(2))
-    assert rr["psnr_slice_mean"] == pytest.approx(32.2)
-    assert rr["psnr_mask_subject_mean"] == pytest.approx(30.5)
-    # gain over bicubic, on slice means: 32.2 - 29.8 = 2.4; bicubic over itself 0
-    assert rr["gain_over_bicubic_db"] == pytest.approx(2.4)
-    assert bic["gain_over_bicubic_db"] == pytest.approx(0.0)
+# ---------------------------------------------------------------- Tables 1-3
 
 
-def test_psnr_summary_gain_is_per_dataset_and_single_subject_sd_is_nan():
-    other = pd.DataFrame(
+def test_quality_table_by_hand():
+    table = quality_table(hand_metrics(), "adult", ["bicubic", "rrlsrn"])
+    assert list(table.columns) == ["Statistic", "Metric", "Bicubic", "RRLSRN"]
+    assert list(table["Statistic"]) == ["n"] + ["Mean", "SD", "CI (95%)"] * 3
+    assert list(table["Metric"])[1::3] == ["PSNR", "SSIM", "PSNR (mask)"]
+    rows = table.set_index(["Statistic", "Metric"])
+    assert rows.loc[("n", "subjects"), "RRLSRN"] == "3"
+    # rrlsrn subject means 34, 32, 36: mean 34, SD 2, CI 34 +/- t * 2 / sqrt(3)
+    half = T_975_DF2 * 2 / math.sqrt(3)
+    assert rows.loc[("Mean", "PSNR"), "RRLSRN"] == "34.00"
+    assert rows.loc[("SD", "PSNR"), "RRLSRN"] == "2.00"
+    assert rows.loc[("CI (95%)", "PSNR"), "RRLSRN"] == f"[{34 - half:.2f},{34 + half:.2f}]"
+    assert rows.loc[("CI (95%)", "PSNR"), "RRLSRN"] == "[29.03,38.97]"
+    # bicubic subject means 31, 29, 30: SD 1; SSIM has four decimals: 30 / 40
+    assert rows.loc[("Mean", "PSNR"), "Bicubic"] == "30.00"
+    assert rows.loc[("SD", "PSNR"), "Bicubic"] == "1.00"
+    assert rows.loc[("Mean", "SSIM"), "Bicubic"] == "0.7500"
+    assert rows.loc[("Mean", "PSNR (mask)"), "Bicubic"] == "28.00"
+
+
+def test_quality_table_puts_the_papers_values_beside_each_method():
+    table = quality_table(hand_metrics(), "adult", ["bicubic", "rrlsrn", "absent"], "kirby21")
+    # the paper has no bicubic column; absent methods are dropped
+    assert list(table.columns) == ["Statistic", "Metric", "Bicubic", "RRLSRN", "RRLSRN (paper)"]
+    rows = table.set_index(["Statistic", "Metric"])
+    assert rows.loc[("Mean", "PSNR"), "RRLSRN (paper)"] == "37.16"  # Table 1, "Ours"
+    assert rows.loc[("CI (95%)", "SSIM"), "RRLSRN (paper)"] == "[0.9886,0.9919]"
+    assert rows.loc[("Mean", "PSNR (mask)"), "RRLSRN (paper)"] == ""  # the paper has none
+    with pytest.raises(ValueError, match="no metrics for dataset 'fetal'"):
+        quality_table(hand_metrics(), "fetal", ["rrlsrn"])
+
+
+def test_quality_long_has_both_units_and_paper_values():
+    long = quality_long(hand_metrics(), {"adult": "namic"})
+    row = long.set_index(["method", "metric", "unit"]).loc[("rrlsrn", "psnr", "subject")]
+    assert row["n"] == 3 and row["mean"] == pytest.approx(34.0)
+    assert row["paper_mean"] == 35.56 and row["paper_ci_high"] == 35.99  # Table 2
+    per_slice = long.set_index(["method", "metric", "unit"]).loc[("rrlsrn", "psnr", "slice")]
+    assert per_slice["n"] == 6 and math.isnan(per_slice["paper_mean"])
+
+
+def test_published_values_are_the_papers():
+    pub = published()
+    assert pub["quality"]["fetal"]["psnr"]["rrlsrn"]["mean"] == 39.40  # Table 3
+    assert pub["quality"]["namic"]["ssim"]["nmu"]["mean"] == 0.5590  # Table 2
+    assert len(pub["ablations"]["gdl"]["with"]) == 8
+    assert pub["runtime"]["kirby21"]["lrtv"] == 11.7059  # Table 6
+
+
+# ---------------------------------------------------------------- Tables 4 and 5
+
+
+def test_ablation_table_by_hand():
+    table = ablation_table(hand_metrics(), "gdl")
+    assert list(table.columns[:5]) == [
+        "Dataset",
+        "Subject",
+        "PSNR without GDL",
+        "PSNR with GDL",
+        "PSNR difference",
+    ]
+    ours = table[table["Dataset"] == "adult"].set_index("Subject")
+    assert list(ours.index) == [
+        "s1",
+        "s2",
+        "s3",
+        "mean (n=3)",
+        "improved",
+        "p (paired t / Wilcoxon)",
+    ]
+    assert ours.loc["s1", "PSNR without GDL"] == "33.50"
+    assert ours.loc["s1", "PSNR with GDL"] == "34.00"
+    assert ours.loc["s1", "PSNR difference"] == "+0.50"
+    assert ours.loc["s3", "PSNR difference"] == "-0.25"
+    assert ours.loc["mean (n=3)", "PSNR difference"] == "+0.42"  # (0.5 + 1 - 0.25) / 3
+    assert ours.loc["improved", "PSNR difference"] == "2 of 3"
+    # differences 0.5, 1, -0.25: ranks 2, 3, 1 -> W = 1, exact p = 2 * 2 / 8 = 0.5
+    d = np.array([0.5, 1.0, -0.25])
+    t_p = 2 * sps.t.sf(d.mean() / (d.std(ddof=1) / math.sqrt(3)), 2)
+    assert ours.loc["p (paired t / Wilcoxon)", "PSNR difference"] == f"{t_p:.3f} / 0.500"
+    paper = table[table["Dataset"] == "paper: clinical fetal"].set_index("Subject")
+    assert len(paper) == 9 and paper.loc["01", "PSNR with GDL"] == "39.18"
+    # Table 4 means: without 314.19 / 8 = 39.274, with 315.21 / 8 = 39.401
+    assert paper.loc["mean (n=8)", "PSNR difference"] == "+0.13"
+    assert paper.loc["mean (n=8)", "PSNR (mask) difference"] == ""
+
+
+def test_ablation_table_without_the_variant_keeps_the_papers_rows():
+    table = ablation_table(hand_metrics(), "bottom_conv")  # no rrlsrn_bicubic_bottom
+    assert set(table["Dataset"]) == {"paper: clinical fetal"}
+    assert table.set_index("Subject").loc["01", "PSNR without bottom transposed conv"] == "36.78"
+
+
+# ---------------------------------------------------------------- Table 6
+
+
+def runtime_frame() -> pd.DataFrame:
+    return pd.DataFrame(
         {
-            "method": ["bicubic", "bicubic", "rrlsrn", "rrlsrn"],
-            "dataset": ["fetal"] * 4,
-            "subject": ["f1"] * 4,
-            "slice": [0, 1, 0, 1],
-            "psnr": [20.0, 22.0, 25.0, 26.0],
+            "method": ["rrlsrn"] * 3 + ["bicubic"] * 2,
+            "dataset": "adult",
+            "subject": ["s1", "s1", "s2", "s1", "s1"],
+            "slice": [0, 1, 0, 0, 1],
+            "seconds": [0.1, 0.2, 0.3, 0.001, 0.003],
+            "device": "cpu (2 threads)",
         }
     )
-    metrics = pd.concat([hand_metrics().drop(columns="psnr_mask"), other], ignore_index=True)
-    table = psnr_summary(metrics).set_index(["dataset", "method"])
-    assert "psnr_mask_subject_mean" not in table
-    # fetal: bicubic 21, rrlsrn 25.5 -> gain 4.5 (not relative to the adult bicubic 29.8)
-    assert table.loc[("fetal", "rrlsrn"), "gain_over_bicubic_db"] == pytest.approx(4.5)
-    assert table.loc[("adult", "rrlsrn"), "gain_over_bicubic_db"] == pytest.approx(2.4)
-    assert math.isnan(table.loc[("fetal", "rrlsrn"), "psnr_subject_sd"])  # one subject
-    assert list(psnr_summary(metrics)["dataset"]) == ["adult", "adult", "fetal", "fetal"]
 
 
-def test_psnr_summary_other_reference():
-    table = psnr_summary(hand_metrics(), reference="rrlsrn").set_index("method")
-    assert table.loc["bicubic", "gain_over_rrlsrn_db"] == pytest.approx(-2.4)
+def test_runtime_table_by_hand(tmp_path):
+    bench = []
+    for subject, seconds in (("s1", 1.2), ("s2", 0.6)):
+        path = tmp_path / "benchmarks" / "rrlsrn" / "adult" / f"{subject}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"s\th:m:s\tmax_rss\n{seconds}\t0:00:01\t100\n")
+        bench.append(path)
+    benchmarks = load_rule_benchmarks(bench)
+    assert list(benchmarks["subject"]) == ["s1", "s2"]
+    assert list(benchmarks["method"]) == ["rrlsrn", "rrlsrn"]
+    table = runtime_table(runtime_frame(), ["bicubic", "nmu", "rrlsrn"], benchmarks)
+    assert list(table.columns) == ["Dataset", "Timing", "Bicubic", "RRLSRN", "Device"]
+    rows = table.set_index(["Dataset", "Timing"])
+    method_only = rows.loc[("adult", "per slice (method only)")]
+    assert method_only["RRLSRN"] == "0.2000" and method_only["Bicubic"] == "0.0020"
+    assert method_only["Device"] == "cpu (2 threads)"
+    # whole job: (1.2 + 0.6) s over 3 slices; bicubic has no benchmark file
+    whole = rows.loc[("adult", "per slice (whole job)")]
+    assert whole["RRLSRN"] == "0.6000" and whole["Bicubic"] == "–"
+    assert rows.loc[("paper: Kirby 21", "per slice (paper)"), "RRLSRN"] == "0.8244"
+    assert rows.loc[("paper: NAMIC", "per slice (paper)"), "Bicubic"] == "–"
 
 
-# ---------------------------------------------------------------- write_table
+# ---------------------------------------------------------------- paired tests
+
+
+def test_paired_table_rows_and_numbers():
+    table = paired_table(hand_metrics())
+    subject_rows = table[(table["Unit"] == "subject") & (table["Metric"] == "PSNR")]
+    assert list(subject_rows["Method"]) == ["Bicubic", "RRLSRN without GDL"]
+    # rrlsrn - bicubic per subject: 3, 3, 6 -> mean 4
+    assert subject_rows.iloc[0]["Difference [95% CI]"].startswith("4.00 [")
+    assert subject_rows.iloc[0]["n"] == 3
+    assert set(table["Unit"]) == {"subject", "slice"}
+
+
+# ---------------------------------------------------------------- files
+
+
+def write_run(tmp_path) -> tuple[list, list]:
+    """Metric and runtime TSVs laid out as the workflow writes them."""
+    metrics, runtimes = [], []
+    for dataset in ("adult", "fetal"):
+        frame = hand_metrics(dataset)
+        for (method, subject), part in frame.groupby(["method", "subject"]):
+            path = tmp_path / "metrics" / method / dataset / f"{subject}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part.to_csv(path, sep="\t", index=False)
+            metrics.append(path)
+        timing = runtime_frame().assign(dataset=dataset)
+        for (method, subject), part in timing.groupby(["method", "subject"]):
+            path = tmp_path / "runtime" / method / dataset / f"{subject}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part.to_csv(path, sep="\t", index=False)
+            runtimes.append(path)
+    return metrics, runtimes
+
+
+def test_write_paper_tables_writes_every_table(tmp_path):
+    metrics, runtimes = write_run(tmp_path)
+    out = tmp_path / "tables"
+    paths = write_paper_tables(
+        metrics,
+        runtimes,
+        [tmp_path / "absent.tsv"],  # benchmark files that do not exist are skipped
+        ["bicubic", "rrlsrn"],
+        {"adult": "kirby21", "fetal": None},
+        out,
+    )
+    stems = ["table1to3_adult", "table1to3_fetal", "table4_gdl", "table5_bottom_conv",
+             "table6_runtime", "paired_tests"]  # fmt: skip
+    expected = {f"{s}.{e}" for s in stems for e in ("csv", "md", "tex")} | {"quality_long.csv"}
+    assert {p.name for p in paths} == expected
+    assert {p.name for p in out.iterdir()} == expected  # no temporary files left
+    adult = pd.read_csv(out / "table1to3_adult.csv", dtype=str, keep_default_na=False)
+    assert "RRLSRN (paper)" in adult.columns and "RRLSRN without GDL" not in adult.columns
+    fetal = (out / "table1to3_fetal.md").read_text()
+    assert "(paper)" not in fetal.split("\n\n", 1)[1]
+    assert "| Mean        | PSNR" in fetal and "34.00" in fetal
+    gdl = pd.read_csv(out / "table4_gdl.csv", dtype=str, keep_default_na=False)
+    assert set(gdl["Dataset"]) == {"adult", "fetal", "paper: clinical fetal"}
+    assert "\\begin{tabular}" in (out / "table6_runtime.tex").read_text()
+    paired = pd.read_csv(out / "paired_tests.csv")
+    assert set(paired["Method"]) == {"Bicubic"}  # the ablation variant is not compared
 
 
 def test_write_table_csv_md_tex(tmp_path):
-    table = psnr_summary(hand_metrics())
+    table = pd.DataFrame({"method": ["bicubic", "rrlsrn"], "psnr": [29.8, 32.2]})
     caption = "PSNR (dB) on held-out subjects, x2"
-    paths = write_table(table, tmp_path / "tables" / "psnr_summary", caption)
-    names = [p.name for p in paths]
-    assert names == ["psnr_summary.csv", "psnr_summary.md", "psnr_summary.tex"]
-    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(names)
+    paths = write_table(table, tmp_path / "tables" / "summary", caption)
+    assert [p.name for p in paths] == ["summary.csv", "summary.md", "summary.tex"]
     back = pd.read_csv(paths[0])
-    assert list(back.columns) == list(table.columns)
-    assert list(back["method"]) == ["bicubic", "rrlsrn"]
-    for col in ["psnr_slice_mean", "psnr_subject_mean", "psnr_subject_sd", "gain_over_bicubic_db"]:
-        np.testing.assert_allclose(back[col], table[col], atol=1e-4, err_msg=col)
-    np.testing.assert_allclose(back["gain_over_bicubic_db"], [0.0, 2.4], atol=1e-4)
+    np.testing.assert_allclose(back["psnr"], [29.8, 32.2])
     markdown = paths[1].read_text()
     assert markdown.splitlines()[0] == caption
-    assert "| rrlsrn" in markdown and "32.20" in markdown and "29.80" in markdown
+    assert "| rrlsrn" in markdown and "32.20" in markdown
     latex = paths[2].read_text()
-    assert "\\caption{" in latex and "PSNR (dB) on held-out subjects" in latex
-    assert "\\begin{tabular}" in latex and "32.20" in latex
+    assert "\\caption{" in latex and "\\begin{tabular}" in latex and "32.20" in latex
+
+
+def test_write_table_keeps_preformatted_text(tmp_path):
+    table = pd.DataFrame({"Statistic": ["Mean"], "RRLSRN": ["32.10"], "n": ["3"]})
+    markdown = write_table(table, tmp_path / "t", "caption")[1].read_text()
+    assert "32.10" in markdown  # not re-parsed as the number 32.1
+
+
+def test_load_runtimes_needs_its_columns(tmp_path):
+    path = tmp_path / "old_runtime.tsv"
+    path.write_text("slice\tseconds\n0\t0.1\n")
+    with pytest.raises(ValueError, match="old_runtime.tsv.*missing columns"):
+        load_runtimes([path])
 
 
 # ---------------------------------------------------------------- load_metrics
@@ -158,9 +289,8 @@ def test_load_metrics_concatenates_files(tmp_path):
         part.to_csv(path, sep="\t", index=False)
         files.append(path)
     loaded = load_metrics(files)
-    assert len(loaded) == len(metrics) == 10
+    assert len(loaded) == len(metrics) == 18
     assert loaded["psnr"].sum() == pytest.approx(metrics["psnr"].sum())
-    assert psnr_summary(loaded)["psnr_slice_mean"].tolist() == pytest.approx([29.8, 32.2])
 
 
 def test_load_metrics_missing_file_raises_naming_it(tmp_path):

@@ -28,15 +28,19 @@ def job_counts(output: str) -> dict[str, int]:
 def test_default_dry_run_lists_every_job(tmp_path):
     proc = run_snakemake(["-n", "--cores", "2", "--config", "lapsrn_mat=null"], tmp_path)
     counts = job_counts(proc.stdout + proc.stderr)
-    # 9 adult subjects + 6 fetal stacks prepared, rrlsrn, srcnn and fsrcnn trained once,
-    # 7 methods (lapsrn_x2 off) x (3 adult test subjects + 6 fetal test stacks).
+    # 9 adult subjects + 6 fetal stacks prepared; rrlsrn, its two ablation variants,
+    # srcnn and fsrcnn trained once; 9 methods (lapsrn_x2 off) x (3 adult test subjects
+    # + 6 fetal test stacks); one table job; Figs. 2-3 and Fig. 4 per dataset.
     assert counts == {
         "prepare_subject": 15,
         "split": 2,
-        "train": 3,
-        "super_resolve": 63,
-        "evaluate": 63,
-        "summary_table": 1,
+        "train": 5,
+        "super_resolve": 81,
+        "evaluate": 81,
+        "tables": 1,
+        "example_figures": 2,
+        "gdl_figure": 2,
+        "training_curves": 1,
         "manifest": 2,
         "data_summary": 1,
         "all": 1,

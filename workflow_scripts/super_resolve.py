@@ -17,4 +17,6 @@ with log_to(snakemake.log[0]):  # noqa: F821
         degradation=sm.params.degradation,
         device=sm.params.device,
         threads=sm.threads,
+        dataset=sm.wildcards.dataset,
+        subject=sm.wildcards.subject,
     )
