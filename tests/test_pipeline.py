@@ -223,12 +223,13 @@ def test_method_settings_method_train_dict_wins(config):
 # ---------------------------------------------------------------- evaluate_subject
 
 
-def write_pair(tmp_path: Path, sr_shape=(2, 8, 8)) -> tuple[Path, Path, np.ndarray, np.ndarray]:
-    hr = np.zeros((2, 8, 8), np.float32)
+def write_pair(tmp_path: Path, sr_shape=(2, 16, 16)) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    hr = np.zeros((2, 16, 16), np.float32)
     hr[1] = 0.5
     sr = np.full(sr_shape, 0.1, np.float32)  # slice 0: error 0.1; slice 1: error 0.4
-    mask = np.zeros((2, 8, 8), bool)
-    mask[0, 3:5, 3:5] = True
+    mask = np.zeros((2, 16, 16), bool)
+    mask[0, 3:5, 3:5] = True  # inside the shaved PSNR region, outside the SSIM map's
+    mask[1, 6:10, 6:10] = True  # inside both
     data_file = tmp_path / "data.npz"
     sr_file = tmp_path / "sr.npz"
     save_npz_atomic(data_file, hr=hr, mask=mask, slice_index=np.array([4, 7], np.int32))
@@ -243,7 +244,7 @@ def test_evaluate_subject_writes_per_slice_tsv(tmp_path):
         sr_file, data_file, out, "rrlsrn", "embedded_adult", "s1", shave=2
     )
     back = pd.read_csv(out, sep="\t")
-    columns = ["method", "dataset", "subject", "slice", "psnr", "psnr_mask"]
+    columns = ["method", "dataset", "subject", "slice", "psnr", "ssim", "psnr_mask", "ssim_mask"]
     assert list(back.columns) == list(frame.columns) == columns
     assert back["method"].tolist() == ["rrlsrn", "rrlsrn"]
     assert back["dataset"].tolist() == ["embedded_adult"] * 2
@@ -251,9 +252,14 @@ def test_evaluate_subject_writes_per_slice_tsv(tmp_path):
     assert back["slice"].tolist() == [4, 7]
     # error 0.1 -> MSE 0.01 -> 20 dB; error 0.4 -> MSE 0.16 -> 10 log10(1 / 0.16) dB
     np.testing.assert_allclose(back["psnr"], [20.0, -10 * math.log10(0.16)], atol=1e-5)
-    # masked: slice 0 has a mask inside the shaved border (same 0.1 error); slice 1 none
+    # constant images: no variance, so SSIM = (2 mx my + C1) / (mx^2 + my^2 + C1), C1 = 1e-4
+    c1 = 0.01**2
+    expected = [c1 / (0.1**2 + c1), (2 * 0.05 + c1) / (0.1**2 + 0.5**2 + c1)]
+    np.testing.assert_allclose(back["ssim"], expected, atol=1e-6)
+    # masked: slice 0's mask lies inside the PSNR region but not the SSIM map's
     assert back["psnr_mask"][0] == pytest.approx(20.0, abs=1e-5)
-    assert math.isnan(back["psnr_mask"][1])
+    assert math.isnan(back["ssim_mask"][0])
+    assert back["ssim_mask"][1] == pytest.approx(expected[1], abs=1e-6)
 
 
 def test_evaluate_subject_shape_mismatch_raises_naming_the_sr_file(tmp_path):
