@@ -163,7 +163,9 @@ def figure_inputs(wildcards):
 
 def gdl_figure_inputs(wildcards):
     return {
-        "metrics": test_files("metrics", ["rrlsrn"], [wildcards.dataset]),
+        "metrics": test_files(
+            "metrics", ["rrlsrn_no_gdl", "rrlsrn"], [wildcards.dataset]
+        ),
         "data": flat_paths(dataset_test_data(wildcards)),
         "sr": flat_paths(gdl_sr_files(wildcards)),
     }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import REPO, run_snakemake
+from skimage.metrics import structural_similarity
 
 from rrlsrn.checkpoint import load_model
 from rrlsrn.degrade import imresize
@@ -67,27 +69,65 @@ def test_smoke_workflow_end_to_end(tmp_path):
         tmp_path,
     )
     out = tmp_path / "out"
-    table = pd.read_csv(out / "tables/psnr_summary.csv")
-    methods = ("bicubic", "cubic_spline", "nmu", "lrtv", "srcnn", "fsrcnn", "rrlsrn")
-    assert set(zip(table["dataset"], table["method"], strict=True)) == {
-        (d, m) for d in ("embedded_adult", "embedded_fetal") for m in methods
-    }
-    assert np.isfinite(table["psnr_slice_mean"]).all()
-    assert (out / "tables/psnr_summary.md").read_text().count("| embedded_adult") == 7
-    rows = table.set_index(["dataset", "method"])
+    labels = ["Bicubic", "Cubic spline", "NMU", "LRTV", "SRCNN", "FSRCNN", "RRLSRN"]
+    for dataset in ("embedded_adult", "embedded_fetal"):
+        table = pd.read_csv(out / f"tables/table1to3_{dataset}.csv", dtype=str)
+        assert list(table.columns) == ["Statistic", "Metric", *labels]  # no paper columns
+        rows = table.set_index(["Statistic", "Metric"])
+        means = rows.loc[("Mean", "PSNR")].astype(float)
+        assert means.between(15, 60).all(), means
+        assert rows.loc[("Mean", "SSIM (mask)")].astype(float).between(0, 1).all()
+    assert "\\begin{tabular}" in (out / "tables/table1to3_embedded_adult.tex").read_text()
+
+    # The bicubic PSNR / SSIM equal an independent computation from the prepared HR slices
+    # (scikit-image SSIM with Wang et al.'s parameters, on the shaved slices).
+    hr = load_npz(out / "data/embedded_adult/ds000011-sub-03.npz")["hr"]
+    bicubic = [np.clip(imresize(imresize(s, 0.5), 2), 0, 1) for s in hr]
+    expected_psnr = np.mean([float(psnr(b, s, shave=2)) for b, s in zip(bicubic, hr, strict=True)])
+    expected_ssim = np.mean(
+        [
+            structural_similarity(
+                b[2:-2, 2:-2].astype(np.float64),
+                s[2:-2, 2:-2].astype(np.float64),
+                data_range=1,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+            )
+            for b, s in zip(bicubic, hr, strict=True)
+        ]
+    )
+    adult = pd.read_csv(out / "tables/table1to3_embedded_adult.csv", dtype=str)
+    adult = adult.set_index(["Statistic", "Metric"])
+    assert float(adult.loc[("Mean", "PSNR"), "Bicubic"]) == pytest.approx(expected_psnr, abs=6e-3)
+    assert float(adult.loc[("Mean", "SSIM"), "Bicubic"]) == pytest.approx(expected_ssim, abs=6e-5)
+
+    # Tables 4-6 and the paired tests
+    gdl = pd.read_csv(out / "tables/table4_gdl.csv", dtype=str)
+    assert {"ds000011-sub-03", "sub-01_run-1", "01"} <= set(gdl["Subject"])
+    bottom = pd.read_csv(out / "tables/table5_bottom_conv.csv", dtype=str)
+    assert "PSNR without bottom transposed conv" in bottom.columns
+    runtime = pd.read_csv(out / "tables/table6_runtime.csv", dtype=str)
+    own = runtime[runtime["Timing"] == "per slice (method only)"].set_index("Dataset")
+    assert set(own.index) == {"embedded_adult", "embedded_fetal"}
+    assert (own["RRLSRN"].astype(float) > 0).all()
+    assert set(pd.read_csv(out / "tables/paired_tests.csv")["Method"]) == set(labels[:-1])
+
+    # Figures 2-4 and the training curves, PNG + PDF; the chosen slice is recorded
+    for stem in ("fig2_examples", "fig3_error_maps", "fig4_gdl"):
+        for dataset in ("embedded_adult", "embedded_fetal"):
+            for ext in ("png", "pdf"):
+                assert (out / f"figures/{stem}_{dataset}.{ext}").stat().st_size > 1000
+    assert (out / "figures/training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    choice = json.loads((out / "figures/fig2_examples_embedded_fetal.json").read_text())
+    assert choice["subject"] == "sub-01_run-1"
+
     # The fetal stack is evaluated on its slices that hold brain, inside the manual mask.
     fetal = load_npz(out / "data/embedded_fetal/sub-01_run-1.npz")
-    assert rows.loc[("embedded_fetal", "rrlsrn"), "slices"] == len(fetal["hr"]) > 5
-    assert np.isfinite(rows.loc[("embedded_fetal", "rrlsrn"), "psnr_mask_subject_mean"])
-    assert "\\begin{tabular}" in (out / "tables/psnr_summary.tex").read_text()
-
-    # The bicubic row equals an independent computation from the prepared HR slices.
-    hr = load_npz(out / "data/embedded_adult/ds000011-sub-03.npz")["hr"]
-    expected = np.mean(
-        [float(psnr(np.clip(imresize(imresize(s, 0.5), 2), 0, 1), s, shave=2)) for s in hr]
-    )
-    got = rows.loc[("embedded_adult", "bicubic"), "psnr_slice_mean"]
-    assert got == pytest.approx(expected, abs=1e-3)
+    fetal_metrics = pd.read_csv(out / "metrics/rrlsrn/embedded_fetal/sub-01_run-1.tsv", sep="\t")
+    assert len(fetal_metrics) == len(fetal["hr"]) > 5
+    assert np.isfinite(fetal_metrics["psnr_mask"]).all()
+    assert fetal_metrics["ssim_mask"].between(0, 1).all()
 
     # Per-slice metrics cover every slice; the model and its log are usable.
     metrics = pd.read_csv(out / "metrics/rrlsrn/embedded_adult/ds000011-sub-03.tsv", sep="\t")
