@@ -49,12 +49,12 @@ from matplotlib.patches import Rectangle
 
 from rrlsrn.io import atomic_path, load_npz, write_text_atomic
 from rrlsrn.labels import method_label
+from rrlsrn.tables import load_metrics
 
 PathLike = str | os.PathLike
 Window = tuple[int, int, int]  # (row0, col0, size)
 Box = tuple[int, int, int, int]  # (row0, row1, col0, col1), half-open
 
-METRIC_COLUMNS = ["method", "dataset", "subject", "slice", "psnr"]
 LOG_COLUMNS = ["step", "loss", "val_psnr"]
 WITH_GDL, WITHOUT_GDL = "rrlsrn", "rrlsrn_no_gdl"
 
@@ -497,25 +497,6 @@ def save_figure(fig: Figure, stem: PathLike) -> list[Path]:
 # --------------------------------------------------------------------------- file entry points
 
 
-def read_metrics(files: Sequence[PathLike]) -> pd.DataFrame:
-    """Concatenate per-subject metric TSVs; a file lacking a needed column is named."""
-    frames = []
-    for path in files:
-        try:
-            frame = pd.read_csv(path, sep="\t")
-        except Exception as exc:
-            raise ValueError(f"{path}: cannot read the metrics table: {exc}") from exc
-        missing = [c for c in METRIC_COLUMNS if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{path}: not a metrics table, missing columns {missing}")
-        frames.append(frame)
-    if not frames:
-        raise ValueError("no metric files given")
-    metrics = pd.concat(frames, ignore_index=True)
-    metrics["subject"] = metrics["subject"].astype(str)
-    return metrics
-
-
 def read_training_log(path: PathLike) -> pd.DataFrame:
     """A ``train_log.csv``; a file lacking ``step``, ``loss`` or ``val_psnr`` is named."""
     try:
@@ -656,7 +637,7 @@ def dataset_figures(
     figures are saved as PNG and PDF; the choice (subject, slice, display crop, zoom window,
     rules as sentences) is returned and written to ``example_out + ".json"``.
     """
-    metrics = read_metrics(metrics_files)
+    metrics = load_metrics(metrics_files)
     method, subject, slice_number = _choose(metrics, dataset, method, list(sr_files))
     data_path = _subject_file(data_files, subject, "prepared data")
     hr, mask = _load_hr(data_path, slice_number)
@@ -711,7 +692,7 @@ def gdl_comparison(
     ``scale`` are only recorded in the returned choice (the figure has no LR panel).  The
     choice is also written as JSON to ``choice_out`` when given.
     """
-    metrics = read_metrics(metrics_files)
+    metrics = load_metrics(metrics_files)
     method, subject, slice_number = _choose(metrics, dataset, WITH_GDL, [WITHOUT_GDL])
     data_path = _subject_file(data_files, subject, "prepared data")
     hr, mask = _load_hr(data_path, slice_number)

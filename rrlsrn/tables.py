@@ -41,8 +41,8 @@ def published() -> dict[str, Any]:
 
 
 def _read_tsv(path: str | os.PathLike, required: Sequence[str], what: str) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, sep="\t")
+    try:  # subject ids stay text ("01" is not the number 1)
+        frame = pd.read_csv(path, sep="\t", dtype={"subject": str})
     except Exception as exc:
         raise ValueError(f"{path}: cannot read {what}: {exc}") from exc
     missing = [c for c in required if c not in frame.columns]

@@ -316,3 +316,9 @@ def test_load_metrics_text_that_is_no_metrics_table_raises_naming_it(tmp_path, t
 def test_load_metrics_needs_files():
     with pytest.raises(ValueError, match="no metric files"):
         load_metrics([])
+
+
+def test_load_metrics_keeps_subject_ids_as_text(tmp_path):
+    path = tmp_path / "m.tsv"
+    path.write_text("method\tdataset\tsubject\tslice\tpsnr\nrrlsrn\tfetal\t01\t3\t30.5\n")
+    assert load_metrics([path])["subject"].tolist() == ["01"]
