@@ -464,7 +464,12 @@ def training_curves_figure(logs: Mapping[str, pd.DataFrame]) -> Figure:
     ax_psnr.set_title("Validation PSNR", fontsize=TITLE_PT)
     for ax in (ax_loss, ax_psnr):
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=CAPTION_PT - 1, frameon=False)
+    # one legend below both plots, where it cannot hide a curve
+    handles, labels = ax_psnr.get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
+        fontsize=CAPTION_PT, frameon=False,
+    )  # fmt: skip
     return fig
 
 

@@ -311,7 +311,9 @@ def test_training_curves_figure_axes_and_lines():
     assert loss.get_yscale() == "log" and psnr.get_ylabel() == "validation PSNR (dB)"
     assert len(loss.lines) == len(psnr.lines) == 2
     assert len(psnr.lines[1].get_xdata()) == 4
-    assert [t.get_text() for t in loss.get_legend().get_texts()] == ["SRCNN", "RRLSRN"]
+    (legend,) = fig.legends  # one legend for both plots, outside them
+    assert [t.get_text() for t in legend.get_texts()] == ["SRCNN", "RRLSRN"]
+    assert loss.get_legend() is None and psnr.get_legend() is None
     with pytest.raises(ValueError, match="lacks columns"):
         training_curves_figure({"x": pd.DataFrame({"step": [1]})})
 
