@@ -363,13 +363,14 @@ def train(
         _restore_rng(gen, state["rng"])
         step, best, origin = state["step"], state["best_val_psnr"], state["init"]
         _rewrite_log(log_path, step)
+        print(f"resuming {model_name} from {last_path} at step {step}", flush=True)
     else:
         init_state, origin = initial_weights(settings.init, model_name, model_kwargs, weights_name)
         if init_state is not None:
             load_state_into(model, init_state, settings.init)
         log_path.unlink(missing_ok=True)
 
-    summary = {"model_name": model_name, "init": origin, "device": str(dev)}
+    summary = {"model_name": model_name, "init": origin, "device": str(dev), "start_step": step}
     if step >= settings.max_steps:
         return {**summary, "steps": step, "best_val_psnr": best, "finished": True}
 
