@@ -57,17 +57,15 @@ def test_unknown_config_key_fails_naming_it(tmp_path):
 
 @pytest.mark.slow
 def test_smoke_workflow_end_to_end(tmp_path):
-    run_snakemake(
-        [
-            "--configfile",
-            str(REPO / "configs/smoke.yaml"),
-            "--cores",
-            "2",
-            "--config",
-            f"results={tmp_path / 'out'}",
-        ],
-        tmp_path,
-    )
+    args = [
+        "--configfile",
+        str(REPO / "configs/smoke.yaml"),
+        "--cores",
+        "2",
+        "--config",
+        f"results={tmp_path / 'out'}",
+    ]
+    run_snakemake(args, tmp_path)
     out = tmp_path / "out"
     labels = ["Bicubic", "Cubic spline", "NMU", "LRTV", "SRCNN", "FSRCNN", "RRLSRN"]
     for dataset in ("embedded_adult", "embedded_fetal"):
@@ -121,6 +119,13 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert (out / "figures/training_curves.png").read_bytes()[:4] == b"\x89PNG"
     choice = json.loads((out / "figures/fig2_examples_embedded_fetal.json").read_text())
     assert choice["subject"] == "sub-01_run-1"
+
+    # The HTML report gathers the tables and figures with their descriptions.
+    report = out / "report.html"
+    run_snakemake([*args, "--report", str(report)], tmp_path)
+    html = report.read_text()
+    assert "table1to3_embedded_adult.md" in html and "fig2_examples_embedded_fetal.png" in html
+    assert "median RRLSRN PSNR" in html  # a figure caption (report/fig2_examples.rst)
 
     # The fetal stack is evaluated on its slices that hold brain, inside the manual mask.
     fetal = load_npz(out / "data/embedded_fetal/sub-01_run-1.npz")
