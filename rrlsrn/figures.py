@@ -49,7 +49,7 @@ from matplotlib.patches import Rectangle
 
 from rrlsrn.io import atomic_path, load_npz, write_text_atomic
 from rrlsrn.labels import method_label
-from rrlsrn.tables import load_metrics
+from rrlsrn.tables import load_metrics, read_table
 
 PathLike = str | os.PathLike
 Window = tuple[int, int, int]  # (row0, col0, size)
@@ -504,14 +504,7 @@ def save_figure(fig: Figure, stem: PathLike) -> list[Path]:
 
 def read_training_log(path: PathLike) -> pd.DataFrame:
     """A ``train_log.csv``; a file lacking ``step``, ``loss`` or ``val_psnr`` is named."""
-    try:
-        log = pd.read_csv(path)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot read the training log: {exc}") from exc
-    missing = [c for c in LOG_COLUMNS if c not in log.columns]
-    if missing:
-        raise ValueError(f"{path}: not a training log, missing columns {missing}")
-    return log
+    return read_table(path, LOG_COLUMNS, "training log", sep=",")
 
 
 def _pick(data: Mapping[str, np.ndarray], path: PathLike, key: str, number: int) -> np.ndarray:
@@ -624,6 +617,33 @@ def _rules(method: str) -> dict[str, str]:
     }
 
 
+def _example_title(dataset: str, subject: str, slice_number: int, method: str) -> str:
+    return f"{dataset} — {subject}, slice {slice_number} (median {method_label(method)} PSNR)"
+
+
+def _choice(
+    dataset: str,
+    method: str,
+    subject: str,
+    slice_number: int,
+    data_path: PathLike,
+    box: Box,
+    window: Window,
+) -> dict[str, Any]:
+    """What a figure shows and by which rules, for its JSON record."""
+    return {
+        "dataset": dataset,
+        "method": method,
+        "metric": "psnr",
+        "subject": subject,
+        "slice": slice_number,
+        "data_file": os.fspath(data_path),
+        "crop": dict(zip(("row0", "row1", "col0", "col1"), box, strict=True)),
+        "window": dict(zip(("row0", "col0", "size"), window, strict=True)),
+        "rules": _rules(method),
+    }
+
+
 def dataset_figures(
     dataset: str,
     metrics_files: Sequence[PathLike],
@@ -653,7 +673,7 @@ def dataset_figures(
     lr = lr_display(hr, degradation, scale)
     box, _, window, window_full = _prepare_view(hr, mask)
     captions = {k: metric_caption(metrics, k, subject, slice_number) for k in outputs}
-    title = f"{dataset} — {subject}, slice {slice_number} (median {method_label(method)} PSNR)"
+    title = _example_title(dataset, subject, slice_number, method)
     cropped = {k: _cut(v, box) for k, v in outputs.items()}
     example = example_figure(
         _cut(hr, box), _cut(lr, box), cropped, captions, window, title,
@@ -661,19 +681,8 @@ def dataset_figures(
     )  # fmt: skip
     errors = error_map_figure(_cut(hr, box), cropped, captions, title)
     paths = save_figure(example, example_out) + save_figure(errors, error_out)
-    choice = {
-        "dataset": dataset,
-        "method": method,
-        "metric": "psnr",
-        "subject": subject,
-        "slice": slice_number,
-        "data_file": os.fspath(data_path),
-        "crop": dict(zip(("row0", "row1", "col0", "col1"), box, strict=True)),
-        "window": dict(zip(("row0", "col0", "size"), window_full, strict=True)),
-        "rules": _rules(method),
-        "methods": list(outputs),
-        "figures": [os.fspath(p) for p in paths],
-    }
+    choice = _choice(dataset, method, subject, slice_number, data_path, box, window_full)
+    choice |= {"methods": list(outputs), "figures": [os.fspath(p) for p in paths]}
     write_text_atomic(_stem(example_out) + ".json", json.dumps(choice, indent=2) + "\n")
     return choice
 
@@ -709,21 +718,13 @@ def gdl_comparison(
     captions = {
         k: metric_caption(metrics, k, subject, slice_number) for k in (WITH_GDL, WITHOUT_GDL)
     }
-    title = f"{dataset} — {subject}, slice {slice_number} (median {method_label(method)} PSNR)"
+    title = _example_title(dataset, subject, slice_number, method)
     fig = gdl_figure(
         _cut(hr, box), _cut(with_gdl, box), _cut(without, box), window, captions, title
     )
     paths = save_figure(fig, out)
-    choice = {
-        "dataset": dataset,
-        "method": method,
-        "metric": "psnr",
-        "subject": subject,
-        "slice": slice_number,
-        "data_file": os.fspath(data_path),
-        "crop": dict(zip(("row0", "row1", "col0", "col1"), box, strict=True)),
-        "window": dict(zip(("row0", "col0", "size"), window_full, strict=True)),
-        "rules": _rules(method),
+    choice = _choice(dataset, method, subject, slice_number, data_path, box, window_full)
+    choice |= {
         "degradation": dict(degradation) if degradation is not None else None,
         "scale": scale,
         "figures": [os.fspath(p) for p in paths],

@@ -40,9 +40,12 @@ def published() -> dict[str, Any]:
     return yaml.safe_load(text)
 
 
-def _read_tsv(path: str | os.PathLike, required: Sequence[str], what: str) -> pd.DataFrame:
+def read_table(
+    path: str | os.PathLike, required: Sequence[str], what: str, sep: str = "\t"
+) -> pd.DataFrame:
+    """A delimited table that must have ``required`` columns; errors name the file."""
     try:  # subject ids stay text ("01" is not the number 1)
-        frame = pd.read_csv(path, sep="\t", dtype={"subject": str})
+        frame = pd.read_csv(path, sep=sep, dtype={"subject": str})
     except Exception as exc:
         raise ValueError(f"{path}: cannot read {what}: {exc}") from exc
     missing = [c for c in required if c not in frame.columns]
@@ -60,13 +63,13 @@ def _concat(frames: list[pd.DataFrame], what: str) -> pd.DataFrame:
 def load_metrics(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate per-subject metric TSVs (columns method, dataset, subject, slice, ...)."""
     required = ["method", "dataset", "subject", "slice", "psnr"]
-    return _concat([_read_tsv(f, required, "metrics table") for f in files], "metric files")
+    return _concat([read_table(f, required, "metrics table") for f in files], "metric files")
 
 
 def load_runtimes(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate per-subject timing TSVs written by the super-resolution step."""
     required = ["method", "dataset", "subject", "slice", "seconds"]
-    return _concat([_read_tsv(f, required, "runtime table") for f in files], "runtime files")
+    return _concat([read_table(f, required, "runtime table") for f in files], "runtime files")
 
 
 def load_rule_benchmarks(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
@@ -77,7 +80,7 @@ def load_rule_benchmarks(files: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """
     rows = []
     for f in files:
-        frame = _read_tsv(f, ["s"], "Snakemake benchmark file")
+        frame = read_table(f, ["s"], "Snakemake benchmark file")
         method, dataset = Path(f).parts[-3:-1]
         rows.append(
             {
