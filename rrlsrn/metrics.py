@@ -11,6 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# Wang et al. 2004's SSIM constants: the defaults of ssim() and what evaluate_slices uses.
+SSIM_WIN_SIZE, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
+
 
 def _as_tensor(x: np.ndarray | torch.Tensor) -> torch.Tensor:
     t = torch.as_tensor(x)
@@ -56,7 +59,7 @@ def psnr(
     return 10 * torch.log10(data_range**2 / mse)
 
 
-def gaussian_window(win_size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def gaussian_window(win_size: int = SSIM_WIN_SIZE, sigma: float = SSIM_SIGMA) -> torch.Tensor:
     """Normalised 1-D Gaussian of ``win_size`` taps (float64); its outer product is the
     2-D window of Wang et al. (MATLAB ``fspecial('gaussian', win_size, sigma)``)."""
     x = torch.arange(win_size, dtype=torch.float64) - (win_size - 1) / 2
@@ -137,10 +140,10 @@ def ssim(
     shave: int = 0,
     data_range: float = 1.0,
     mask: np.ndarray | torch.Tensor | None = None,
-    sigma: float = 1.5,
-    win_size: int = 11,
-    k1: float = 0.01,
-    k2: float = 0.03,
+    sigma: float = SSIM_SIGMA,
+    win_size: int = SSIM_WIN_SIZE,
+    k1: float = SSIM_K1,
+    k2: float = SSIM_K2,
 ) -> torch.Tensor:
     """Mean SSIM per image over the last two axes, after shaving the border.
 
@@ -208,7 +211,7 @@ def evaluate_slices(
     if sr_t.shape != hr_t.shape:
         raise ValueError(f"SR and HR shapes differ: {tuple(sr_t.shape)} vs {tuple(hr_t.shape)}")
     sq = shave_border((sr_t - hr_t) ** 2, shave)
-    smap = _ssim_map(sr_t, hr_t, shave, 1.0, 1.5, 11, 0.01, 0.03)
+    smap = _ssim_map(sr_t, hr_t, shave, 1.0, SSIM_SIGMA, SSIM_WIN_SIZE, SSIM_K1, SSIM_K2)
     out = {
         "psnr": 10 * torch.log10(1.0 / sq.mean(dim=(-2, -1))),
         "ssim": smap.mean(dim=(-2, -1)),
@@ -220,5 +223,5 @@ def evaluate_slices(
                 f"mask shape {tuple(m.shape)} differs from the slices' shape {tuple(sr_t.shape)}"
             )
         out["psnr_mask"] = 10 * torch.log10(1.0 / _mean_or_nan(sq, shave_border(m, shave)))
-        out["ssim_mask"] = _mean_or_nan(smap, _ssim_region(m, shave, 11))
+        out["ssim_mask"] = _mean_or_nan(smap, _ssim_region(m, shave, SSIM_WIN_SIZE))
     return {k: v.cpu().numpy() for k, v in out.items()}
