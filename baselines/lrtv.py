@@ -134,16 +134,16 @@ def lrtv(
     dual = torch.zeros_like(x)  # Y_1 = Y_2
     n_terms = len(ALPHA)
     y_norm = y.flatten(1).norm(dim=1).clamp_min(1e-12)
-    running = torch.ones(len(y), dtype=torch.bool, device=y.device)
+    running = torch.arange(len(y), device=y.device)  # slices not yet at the outer tol
     for _ in range(outer_iterations):
-        previous = x
-        x, steps = _x_update(
-            x if warm_start else start,
-            y,
+        previous = x[running]
+        updated, steps = _x_update(
+            previous if warm_start else start[running],
+            y[running],
             scale,
             degradation,
-            m,
-            dual,
+            m[running],
+            dual[running],
             lambda_tv,
             rho,
             dt,
@@ -151,17 +151,18 @@ def lrtv(
             inner_iterations,
             inner_rtol,
         )
-        x = torch.where(running[:, None, None], x, previous)
-        m = singular_value_threshold(x + dual, lambda_rank * ALPHA[0] / rho)
-        dual = dual + x - m
+        x = x.index_copy(0, running, updated)
+        m_running = singular_value_threshold(updated + dual[running], lambda_rank * ALPHA[0] / rho)
+        m = m.index_copy(0, running, m_running)
+        dual = dual.index_copy(0, running, dual[running] + updated - m_running)
         rho *= rho_growth
-        change = (x - previous).flatten(1).norm(dim=1) / y_norm
+        change = (updated - previous).flatten(1).norm(dim=1) / y_norm[running]
         if trace is not None:
             trace.objective.append(lrtv_objective(x, y, scale, degradation, lambda_tv, lambda_rank))
             trace.data.append(_data_term(x, y, scale, degradation)[1])
             trace.inner_steps.append(steps)
-        running &= change >= tol
-        if not bool(running.any()):
+        running = running[change >= tol]
+        if len(running) == 0:
             break
     return x
 
@@ -180,25 +181,30 @@ def _x_update(
     iterations: int,
     rtol: float,
 ) -> tuple[torch.Tensor, int]:
-    """Gradient descent on the augmented objective in x, from ``start``; steps taken."""
+    """Gradient descent on the augmented objective in x, from ``start``; steps taken.
+
+    Each slice stops on its own rule; only the slices still descending are computed.
+    """
     x = start.clone()
     target = m - dual  # coupling pulls x towards M_i - Y_i
     previous_value = torch.full((len(x),), float("inf"), dtype=x.dtype, device=x.device)
-    running = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    active = torch.arange(len(x), device=x.device)
     steps = 0
     for steps in range(1, iterations + 1):  # noqa: B007 (the count is returned)
-        data_grad, data_value = _data_term(x, y, scale, degradation)
-        curvature, tv = _tv_descent(x)
-        coupling = x - target
+        xa = x[active]
+        data_grad, data_value = _data_term(xa, y[active], scale, degradation)
+        curvature, tv = _tv_descent(xa)
+        coupling = xa - target[active]
         coupling_value = (coupling * coupling).flatten(1).sum(1)
         value = data_value + lambda_tv * tv + n_terms * rho / 2 * coupling_value
-        settled = (value < previous_value) & ((previous_value - value) < rtol * value.abs())
-        running &= ~settled
-        if not bool(running.any()):
+        last = previous_value[active]
+        descending = ~((value < last) & ((last - value) < rtol * value.abs()))
+        if not bool(descending.any()):
             break
-        previous_value = value
+        previous_value[active] = value
         update = (
-            x + dt * (-data_grad + lambda_tv * curvature - n_terms * rho * coupling)
+            xa + dt * (-data_grad + lambda_tv * curvature - n_terms * rho * coupling)
         ).clamp_min(0)
-        x = torch.where(running[:, None, None], update, x)
+        active = active[descending]
+        x[active] = update[descending]
     return x, steps

@@ -30,10 +30,20 @@ from rrlsrn.degrade import Degradation, make_degradation
 INTENSITY_RANGE = 256.0
 
 
+def _valid_box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over each full (2r+1)^2 window of an (N, H, W) batch: (N, H - 2r, W - 2r).
+
+    Separable shifted sums: on CPU several times faster than ``avg_pool2d``.
+    """
+    k = 2 * radius + 1
+    rows = sum(x[:, i : x.shape[1] - k + 1 + i] for i in range(k))
+    return sum(rows[:, :, j : x.shape[2] - k + 1 + j] for j in range(k)) / (k * k)
+
+
 def _box_mean(x: torch.Tensor, radius: int = 1) -> torch.Tensor:
     """Mean over the (2r+1)^2 neighbourhood with mirrored borders; x is (N, H, W)."""
-    padded = F.pad(x[:, None], (radius,) * 4, mode="reflect")
-    return F.avg_pool2d(padded, 2 * radius + 1, stride=1)[:, 0]
+    padded = F.pad(x[:, None], (radius,) * 4, mode="reflect")[:, 0]
+    return _valid_box_mean(padded, radius)
 
 
 def filtering_strength(x: torch.Tensor) -> torch.Tensor:
@@ -80,7 +90,7 @@ def nonlocal_means_step(
         shifted = padded[
             :, pad - f + dy : pad + height + f + dy, pad - f + dx : pad + width + f + dx
         ]
-        dist = F.avg_pool2d(((centre - shifted) ** 2)[:, None], 2 * f + 1, stride=1)[:, 0]
+        dist = _valid_box_mean((centre - shifted) ** 2, f)
         # p ranges over pixels whose partner q = p + (dy, dx) lies inside the image
         py = slice(0, height - dy)
         px = slice(max(0, -dx), width - max(0, dx))

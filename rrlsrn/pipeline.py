@@ -64,6 +64,16 @@ def dataset_split(config: dict[str, Any], dataset: str) -> dict[str, str]:
     return split
 
 
+def slice_options(config: dict[str, Any], dataset: str) -> dict[str, Any]:
+    """How ``dataset``'s volumes become slices: SliceOptions' fields set in its config."""
+    spec = config["datasets"][dataset]
+    return {
+        "axis": spec.get("slice_axis", "auto"),
+        "min_mask_fraction": spec.get("min_mask_fraction", 0.02),
+        "slice_step": spec.get("slice_step", 1),
+    }
+
+
 def subjects_with_role(config: dict[str, Any], dataset: str, role: str) -> list[str]:
     """Sorted subjects of ``dataset`` that have ``role``."""
     return sorted(s for s, r in dataset_split(config, dataset).items() if r == role)

@@ -68,12 +68,8 @@ def training_overrides(wildcards):
     return pipeline.method_settings(config, wildcards.method)
 
 
-def slice_axis(wildcards):
-    return config["datasets"][wildcards.dataset].get("slice_axis", "auto")
-
-
-def min_mask_fraction(wildcards):
-    return config["datasets"][wildcards.dataset].get("min_mask_fraction", 0.02)
+def slice_options(wildcards):
+    return pipeline.slice_options(config, wildcards.dataset)
 
 
 def dataset_split(wildcards):

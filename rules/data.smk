@@ -9,8 +9,7 @@ rule prepare_subject:
         "../envs/rrlsrn.yaml"
     params:
         scale=config["scale"],
-        axis=slice_axis,
-        min_mask_fraction=min_mask_fraction,
+        slicing=slice_options,
     script:
         "../workflow_scripts/prepare_subject.py"
 

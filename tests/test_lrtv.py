@@ -106,3 +106,21 @@ def test_bad_input_is_refused_with_a_clear_error():
         lrtv(torch.full((1, 4, 4), float("inf")), 2)
     with pytest.raises(ValueError, match="lrtv: expected LR slices"):
         lrtv(torch.zeros(2, 2, 4, 4), 2)
+
+
+def test_each_slice_of_a_batch_stops_on_its_own_as_if_run_alone(real_slices):
+    # A flat slice settles at once while a real crop keeps descending; the batch must give
+    # each the result it gets alone (finished slices leave the batch instead of idling).
+    crop = torch.from_numpy(real_slices[:1, 80:144, 80:144].astype(np.float64))
+    flat = torch.full_like(crop, 0.3)
+    degradation = make_degradation("bicubic")
+    lr = degradation(torch.cat([flat, crop, crop.flip(-1)]), 2)
+    for warm_start in (False, True):
+        batch = lrtv(lr, 2, degradation, outer_iterations=6, warm_start=warm_start)
+        alone = torch.cat(
+            [
+                lrtv(lr[i : i + 1], 2, degradation, outer_iterations=6, warm_start=warm_start)
+                for i in range(3)
+            ]
+        )
+        torch.testing.assert_close(batch, alone, atol=1e-7, rtol=0)

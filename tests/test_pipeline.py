@@ -320,3 +320,16 @@ def test_split_override_naming_an_unknown_subject_is_refused():
     }
     with pytest.raises(ValueError, match="ds002748-sub-3"):
         pipeline.dataset_split(config, "embedded_adult")
+
+
+def test_slice_options_come_from_the_dataset_config_with_prepare_defaults(config):
+    from rrlsrn.data.prepare import SliceOptions
+
+    assert pipeline.slice_options(config, "embedded_adult") == {
+        "axis": "auto",
+        "min_mask_fraction": SliceOptions.min_mask_fraction,
+        "slice_step": 2,  # config.yaml thins the 1 mm adult volumes
+    }
+    fetal = pipeline.slice_options(config, "embedded_fetal")
+    assert fetal["min_mask_fraction"] == 0.005 and fetal["slice_step"] == 1
+    SliceOptions(scale=2, **fetal)  # every key is a field of SliceOptions

@@ -175,6 +175,18 @@ def test_prepare_volume_explicit_axis(tmp_path):
     np.testing.assert_allclose(out["spacing"], [0.9, 3.0], rtol=1e-6)
 
 
+def test_prepare_volume_slice_step_thins_the_non_empty_slices(tmp_path):
+    path, data = synthetic_volume(tmp_path)
+    out = prepare_volume(path, SliceOptions(upper_percentile=100.0, slice_step=2))
+    # non-empty slices 3..7; every 2nd of them, counted from the first
+    np.testing.assert_array_equal(out["slice_index"], [3, 5, 7])
+    for j, k in enumerate([3, 5, 7]):
+        np.testing.assert_allclose(out["hr"][j], data[:12, :10, k] / data.max(), rtol=1e-6)
+    assert json.loads(str(out["options"]))["slice_step"] == 2
+    with pytest.raises(ValueError, match="vol.nii.gz: slice_step must be at least 1"):
+        prepare_volume(path, SliceOptions(slice_step=0))
+
+
 def test_prepare_volume_rejects_an_invalid_axis(tmp_path):
     path, _ = synthetic_volume(tmp_path)
     with pytest.raises(ValueError, match="vol.nii.gz"):

@@ -6,9 +6,7 @@ from rrlsrn.pipeline import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821
     sm = snakemake  # noqa: F821
-    options = SliceOptions(
-        axis=sm.params.axis, scale=sm.params.scale, min_mask_fraction=sm.params.min_mask_fraction
-    )
+    options = SliceOptions(scale=sm.params.scale, **sm.params.slicing)
     data = prepare_volume(sm.input.volume, options, mask_path=sm.input.get("mask"))
     save_npz_atomic(sm.output[0], **data)
     print(

@@ -3,7 +3,8 @@
 A volume is cut into 2D slices along one axis (``auto``: the axis whose removal leaves
 the most isotropic in-plane grid, i.e. the in-plane of thick-slice stacks), normalised
 per volume to [0, 1] with a robust percentile clip, cropped to a multiple of the scale,
-given a brain / head mask, and stripped of (nearly) empty slices.
+given a brain / head mask, stripped of (nearly) empty slices and, optionally, thinned to
+every n-th slice (adjacent 1 mm slices add little but run time).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class SliceOptions:
     scale: int = 2
     upper_percentile: float = 99.5
     min_mask_fraction: float = 0.02
+    slice_step: int = 1  # keep every n-th of the non-empty slices
 
 
 def choose_slice_axis(zooms: tuple[float, ...]) -> int:
@@ -109,6 +111,9 @@ def prepare_volume(
         raise VolumeError(
             f"{path}: no slice has at least {options.min_mask_fraction:.0%} foreground"
         )
+    if options.slice_step < 1:
+        raise ValueError(f"{path}: slice_step must be at least 1, got {options.slice_step}")
+    keep = keep[:: options.slice_step]
     in_plane = [zooms[i] for i in range(3) if i != axis]
     return {
         "hr": np.ascontiguousarray(slices[keep], dtype=np.float32),
