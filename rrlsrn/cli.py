@@ -1,4 +1,4 @@
-"""The ``rrlsrn`` command: parameter counts, data preparation and training."""
+"""The ``rrlsrn`` command: upscale your own stacks, evaluate them, prepare data, train."""
 
 from __future__ import annotations
 
@@ -92,6 +92,18 @@ def cmd_ship_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_measure_weights(args: argparse.Namespace) -> int:
+    from rrlsrn.modelcard import measure_on_test_sets, measured_section, write_test_set_section
+    from rrlsrn.weights import WEIGHTS_DIR, shipped_weights
+
+    for name in args.name or shipped_weights():
+        metrics = measure_on_test_sets(name, args.results, device=args.device)
+        section = measured_section(metrics, args.results)
+        write_test_set_section(WEIGHTS_DIR / f"{name}.md", section)
+        print(f"{name}:\n{section}")
+    return 0
+
+
 def cmd_data_summary(args: argparse.Namespace) -> int:
     from rrlsrn.data.summary import read_manifest, summary
 
@@ -105,6 +117,75 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upscale(args: argparse.Namespace) -> int:
+    from rrlsrn.checkpoint import CheckpointError
+    from rrlsrn.io import VolumeError
+    from rrlsrn.upscale import UpscaleError, load_upscaler, upscale_paths
+
+    try:
+        upscaler = load_upscaler(args.model, args.weights)
+        reports = upscale_paths(
+            args.input,
+            args.output,
+            upscaler,
+            mask=args.mask,
+            overwrite=args.overwrite,
+            scale=args.scale,
+            axis=args.axis,
+            device=args.device,
+            batch_size=args.batch,
+            progress=not args.quiet,
+        )
+    except (UpscaleError, VolumeError, CheckpointError, FileNotFoundError, RuntimeError) as error:
+        raise SystemExit(f"rrlsrn upscale: {error}") from error
+    for r in reports:
+        zooms = " x ".join(f"{z:.3g}" for z in r.zooms_out)
+        print(
+            f"{r.input} -> {r.output}: {r.shape_in} -> {r.shape_out} ({zooms} mm), "
+            f"slices across axis {r.axis}, {r.slices} slices in {r.seconds:.1f} s on {r.device}"
+        )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rrlsrn.io import VolumeError, write_text_atomic
+    from rrlsrn.volume_metrics import compare_volumes
+
+    try:
+        result = compare_volumes(
+            args.hr,
+            args.sr,
+            args.mask,
+            axis=args.axis,
+            shave=args.shave,
+            min_mask_fraction=args.min_mask_fraction,
+        )
+    except (VolumeError, ValueError) as error:
+        raise SystemExit(f"rrlsrn evaluate: {error}") from error
+    if result.affine_differs:
+        print(f"warning: {args.sr} and {args.hr} have different affines", file=sys.stderr)
+    summary = result.summary()
+    print(
+        f"{args.sr} vs {args.hr}: {len(result.per_slice)} slices across axis {result.axis}, "
+        f"mask: {result.mask_source}, border {args.shave} px left out"
+    )
+    labels = {
+        "psnr": "PSNR (dB)",
+        "ssim": "SSIM",
+        "psnr_mask": "PSNR in mask (dB)",
+        "ssim_mask": "SSIM in mask",
+    }
+    for row in summary.itertuples():
+        digits = 2 if row.metric.startswith("psnr") else 4
+        print(
+            f"  {labels[row.metric]:<18} {row.mean:.{digits}f} (SD {row.sd:.{digits}f}, n {row.n})"
+        )
+    if args.per_slice:
+        write_text_atomic(args.per_slice, result.per_slice.to_csv(index=False))
+        print(f"per-slice values: {args.per_slice}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rrlsrn", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -113,6 +194,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="rrlsrn")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE")
     p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser(
+        "upscale",
+        help="super-resolve your own NIfTI stack (or a folder of them) in-plane",
+        description="Super-resolve every 2D slice of a NIfTI volume in-plane; the output's "
+        "affine and header describe the finer grid, so it overlays the input.",
+    )
+    p.add_argument("input", type=Path, help="a .nii / .nii.gz volume, or a folder of them")
+    p.add_argument("output", type=Path, help="output .nii(.gz), or a folder for a folder")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--model", help="shipped weights by name (default: rrlsrn)")
+    which.add_argument("--weights", type=Path, help="a checkpoint the trainer wrote (best.pt)")
+    p.add_argument("--scale", type=int, default=2, help="2, or 4 by cascading the x2 model")
+    p.add_argument(
+        "--axis",
+        default="auto",
+        choices=["auto", "0", "1", "2"],
+        help="slice axis (auto: across the finest, most isotropic plane)",
+    )
+    p.add_argument("--mask", type=Path, help="brain mask on the input grid: zero outside")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--batch", type=int, help="slices per batch (default: 1 on CPU, 32 on CUDA)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_upscale)
+
+    p = sub.add_parser(
+        "evaluate",
+        help="PSNR / SSIM of an SR volume against HR, with the benchmark's conventions",
+    )
+    p.add_argument("hr", type=Path, help="reference HR .nii(.gz)")
+    p.add_argument("sr", type=Path, help="super-resolved .nii(.gz) on the same grid")
+    p.add_argument("--mask", type=Path, help="mask on the HR grid (default: computed head mask)")
+    p.add_argument("--axis", default="auto", choices=["auto", "0", "1", "2"])
+    p.add_argument("--shave", type=int, default=2, help="border left out (default 2, the scale)")
+    p.add_argument(
+        "--min-mask-fraction",
+        type=float,
+        default=0.02,
+        help="slices with less of the mask are left out (default 0.02)",
+    )
+    p.add_argument("--per-slice", type=Path, help="write per-slice values to this CSV")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("prepare", help="slice and normalise one 3D volume into an .npz")
     p.add_argument("volume", type=Path)
@@ -147,6 +271,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("summary", help="units, slices per split, voxel sizes, intensities")
     p.add_argument("--results", type=Path, default=Path("results"))
     p.set_defaults(func=cmd_data_summary)
+
+    p = sub.add_parser(
+        "measure-weights",
+        help="PSNR / SSIM of the shipped weights on a run's test sets, into their model cards",
+    )
+    p.add_argument("--results", type=Path, default=Path("results"))
+    p.add_argument("--name", action="append", help="shipped weights (default: all)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_measure_weights)
 
     p = sub.add_parser("ship-weights", help="copy a best checkpoint into the package + card")
     p.add_argument("checkpoint", type=Path)

@@ -285,8 +285,53 @@ def example_figure(
     images = {"hr": hr, "lr": lr_display, **outputs}
     _check_same_shape(hr, images)
     names = {"hr": "HR (reference)", "lr": lr_label} | {k: method_label(k) for k in outputs}
+    return _panel_figure(images, names, captions, window, title, _grey_range(hr))
+
+
+def before_after_figure(
+    before: np.ndarray,
+    after: np.ndarray,
+    mask: np.ndarray | None,
+    names: tuple[str, str],
+    captions: tuple[str, str],
+    title: str,
+) -> Figure:
+    """A user's slice before and after ``rrlsrn upscale``, on the output's grid.
+
+    ``before`` is enlarged by pixel repetition (each input voxel shown as the block of
+    output voxels it covers), so both panels show the same field of view; the display
+    crop and zoom window follow Fig. 2's rules on the output, over ``mask`` (output grid).
+    """
+    factor = after.shape[0] // before.shape[0]
+    if before.ndim != 2 or after.shape != (before.shape[0] * factor, before.shape[1] * factor):
+        raise ValueError(
+            f"after {after.shape} is not an integer upscaling of before {before.shape}"
+        )
+    enlarged = before.repeat(factor, axis=0).repeat(factor, axis=1)
+    box, _, window, _ = _prepare_view(after, mask)
+    images = {"before": _cut(enlarged, box), "after": _cut(after, box)}
+    return _panel_figure(
+        images,
+        dict(zip(images, names, strict=True)),
+        dict(zip(images, captions, strict=True)),
+        window,
+        title,
+        _grey_range(images["before"]),
+    )
+
+
+def _panel_figure(
+    images: Mapping[str, np.ndarray],
+    names: Mapping[str, str],
+    captions: Mapping[str, str],
+    window: Window,
+    title: str,
+    grey: tuple[float, float],
+) -> Figure:
+    """Panels of equal-shape images, up to four a row: each whole, with ``window`` outlined,
+    the window enlarged below, then its name and caption; one grey scale ``grey``."""
     panels = [(k, _caption_lines(names[k], captions.get(k))) for k in images]
-    H, W = hr.shape
+    H, W = next(iter(images.values())).shape
     img_h = PANEL_W * H / W
     cap_h = max(len(lines) for _, lines in panels) * LINE_H + 0.12
     row_h = img_h + 0.06 + PANEL_W + 0.05 + cap_h
@@ -296,7 +341,7 @@ def example_figure(
     height = TITLE_H + nrows * row_h + (nrows - 1) * GAP + MARGIN
     fig = Figure(figsize=(width, height))
     _title(fig, title)
-    vmin, vmax = _grey_range(hr)
+    vmin, vmax = grey
     for i, (key, lines) in enumerate(panels):
         r, c = divmod(i, ncols)
         left = MARGIN + c * (PANEL_W + GAP)

@@ -103,26 +103,8 @@ def _read_nrrd(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
     return np.asarray(data, dtype=np.float32), affine, zooms
 
 
-def load_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
-    """Read a 3D NIfTI (or NRRD) volume as float32 with its affine and voxel sizes.
-
-    Raises :class:`VolumeError` naming the file when it is missing, unreadable or
-    truncated, not 3D (a trailing singleton 4th axis is squeezed), or holds NaN/Inf.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise VolumeError(f"{path}: file not found")
-    kind = "NRRD" if path.suffix == ".nrrd" else "NIfTI"
-    try:
-        if kind == "NRRD":
-            data, affine, zooms = _read_nrrd(path)
-        else:
-            img = nib.load(str(path))
-            data = np.asarray(img.get_fdata(dtype=np.float32))
-            affine = img.affine
-            zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    except Exception as exc:
-        raise VolumeError(f"{path}: cannot read as {kind} ({type(exc).__name__}: {exc})") from exc
+def _checked_3d(path: Path, data: np.ndarray) -> np.ndarray:
+    """``data`` as a finite 3D array (a trailing singleton 4th axis squeezed), or VolumeError."""
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
@@ -130,4 +112,47 @@ def load_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[
     if not np.isfinite(data).all():
         bad = int((~np.isfinite(data)).sum())
         raise VolumeError(f"{path}: {bad} voxels are NaN or infinite")
-    return data, affine, zooms
+    return data
+
+
+def load_nifti(path: str | os.PathLike) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """A NIfTI image (header and affine kept) and its checked 3D float32 data.
+
+    The data have the header's intensity scaling applied.  Raises :class:`VolumeError`
+    naming the file when it is missing, not NIfTI, unreadable, not 3D or not finite.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VolumeError(f"{path}: file not found")
+    try:
+        img = nib.load(str(path))
+    except Exception as exc:
+        raise VolumeError(f"{path}: cannot read as NIfTI ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+        raise VolumeError(f"{path}: not a NIfTI file (it reads as {type(img).__name__})")
+    try:
+        data = np.asarray(img.get_fdata(dtype=np.float32))
+    except Exception as exc:
+        raise VolumeError(
+            f"{path}: cannot read the NIfTI data ({type(exc).__name__}: {exc})"
+        ) from exc
+    return img, _checked_3d(path, data)
+
+
+def load_volume(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, tuple[float, ...]]:
+    """Read a 3D NIfTI (or NRRD) volume as float32 with its affine and voxel sizes.
+
+    Raises :class:`VolumeError` naming the file when it is missing, unreadable or
+    truncated, not 3D (a trailing singleton 4th axis is squeezed), or holds NaN/Inf.
+    """
+    path = Path(path)
+    if path.suffix != ".nrrd":
+        img, data = load_nifti(path)
+        return data, img.affine, tuple(float(z) for z in img.header.get_zooms()[:3])
+    if not path.is_file():
+        raise VolumeError(f"{path}: file not found")
+    try:
+        data, affine, zooms = _read_nrrd(path)
+    except Exception as exc:
+        raise VolumeError(f"{path}: cannot read as NRRD ({type(exc).__name__}: {exc})") from exc
+    return _checked_3d(path, data), affine, zooms

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from rrlsrn.checkpoint import load_checkpoint, save_checkpoint
+from rrlsrn.checkpoint import load_checkpoint, load_model, save_checkpoint
 from rrlsrn.degrade import bicubic_up, make_degradation
-from rrlsrn.io import load_slices, write_text_atomic
+from rrlsrn.io import load_npz, load_slices, write_text_atomic
 from rrlsrn.metrics import psnr
 from rrlsrn.models import build_model, count_parameters
 from rrlsrn.train import evenly_spaced
@@ -121,3 +122,86 @@ def ship_weights(
         lines += [f"| {s} | {p:.2f} | {r:.1f} |" for s, p, r, _ in curve]
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     return pt_path, md_path
+
+
+MEASURED_SECTION = "## Measured on the default test sets"
+
+
+def measure_on_test_sets(
+    name: str,
+    results: str | os.PathLike,
+    shave: int = 2,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Per-slice metrics of the shipped weights ``name`` (as shipped, not fine-tuned) on the
+    test subjects of every dataset prepared under ``results`` (the default workflow's)."""
+    from rrlsrn.infer import super_resolve
+    from rrlsrn.metrics import evaluate_slices
+    from rrlsrn.tables import read_table
+    from rrlsrn.train import pick_device
+    from rrlsrn.weights import shipped_weights_path
+
+    path = shipped_weights_path(name)
+    state = load_checkpoint(path)
+    model = load_model(path)
+    results = Path(results)
+    splits = sorted((results / "splits").glob("*.tsv"))
+    if not splits:
+        raise FileNotFoundError(f"{results / 'splits'}: no split files; run the workflow first")
+    frames = []
+    for split_file in splits:
+        dataset = split_file.stem
+        split = read_table(split_file, ["subject", "role"], "split file")
+        for subject in split.loc[split["role"] == "test", "subject"]:
+            data = load_npz(results / "data" / dataset / f"{subject}.npz")
+            sr, _ = super_resolve(
+                list(data["hr"]),
+                name,
+                state.get("scale", 2),
+                state.get("degradation", {"name": "bicubic"}),
+                model,
+                pick_device(device),
+                progress=False,
+            )
+            values = evaluate_slices(np.stack(sr), data["hr"], data["mask"], shave=shave)
+            frames.append(
+                pd.DataFrame({"dataset": dataset, "method": name, "subject": subject, **values})
+            )
+    return pd.concat(frames, ignore_index=True)
+
+
+def measured_section(metrics: pd.DataFrame, results: str | os.PathLike) -> str:
+    """Markdown: mean, SD and 95% CI over test subjects, per dataset, for the model card."""
+    from rrlsrn.stats import summarise
+
+    summary = summarise(metrics)
+    lines = [
+        MEASURED_SECTION,
+        "",
+        "The shipped weights as they are (no fine-tuning), on the test subjects of the "
+        f"default run (`{Path(results).name}/data`, its slice selection; "
+        "`rrlsrn measure-weights`). Mean over subjects of the per-subject mean; "
+        "SD and the t-based 95% CI over subjects; 2-pixel border left out.",
+        "",
+        "| dataset | subjects | slices | PSNR (dB) | 95% CI | SSIM | 95% CI |",
+        "|---|---:|---:|---:|---|---:|---|",
+    ]
+    for dataset, group in summary.groupby("dataset", sort=False):
+        row = group.set_index("metric")
+        p, s = row.loc["psnr"], row.loc["ssim"]
+        slices = int((metrics["dataset"] == dataset).sum())
+        lines.append(
+            f"| {dataset} | {int(p['n'])} | {slices} | {p['mean']:.2f} ± {p['sd']:.2f} | "
+            f"[{p['ci_low']:.2f}, {p['ci_high']:.2f}] | {s['mean']:.4f} ± {s['sd']:.4f} | "
+            f"[{s['ci_low']:.4f}, {s['ci_high']:.4f}] |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_test_set_section(md_path: str | os.PathLike, section: str) -> None:
+    """Put ``section`` at the end of a model card, replacing an earlier measurement."""
+    md_path = Path(md_path)
+    text = md_path.read_text()
+    if MEASURED_SECTION in text:
+        text = text[: text.index(MEASURED_SECTION)]
+    write_text_atomic(md_path, text.rstrip("\n") + "\n\n" + section)

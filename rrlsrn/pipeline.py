@@ -26,6 +26,7 @@ ABLATIONS = {
 }
 # Sources whose data are the paper's own: their tables show the published values beside.
 PAPER_SOURCES = {"kirby21": "kirby21", "namic": "namic"}
+NULL_WORDS = ("null", "none", "~")  # ``--config lapsrn_mat=null`` arrives as a string
 EXCLUDED = "excluded"  # in no role (e.g. rescans of test subjects in a subject-disjoint split)
 
 
@@ -91,7 +92,7 @@ def write_split(path: str | os.PathLike, split: dict[str, str]) -> None:
 def lapsrn_mat_available(config: dict[str, Any], workdir: str | os.PathLike = ".") -> Path | None:
     """The LapSRN .mat named by config (or RRLSRN_LAPSRN_MAT) when it exists, else None."""
     candidate = os.environ.get("RRLSRN_LAPSRN_MAT") or config.get("lapsrn_mat")
-    if not candidate:
+    if not candidate or str(candidate).strip().lower() in NULL_WORDS:
         return None
     path = Path(workdir) / candidate
     return path.resolve() if path.is_file() else None

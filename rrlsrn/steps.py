@@ -34,6 +34,7 @@ def train_method(
     degradation: dict[str, Any],
     device: str = "auto",
     threads: int | None = None,
+    lapsrn_mat: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train one learned method; publish its best checkpoint and log when it finishes.
 
@@ -53,6 +54,7 @@ def train_method(
         device=device,
         weights_name=spec.get("weights"),
         threads=threads,
+        lapsrn_mat=lapsrn_mat,
     )
     print(summary)
     if not summary["finished"]:

@@ -276,9 +276,17 @@ def _append_log(log_path: Path, row: dict[str, Any]) -> None:
 
 
 def initial_weights(
-    init: str, model_name: str, model_kwargs: dict[str, Any], weights_name: str | None = None
+    init: str,
+    model_name: str,
+    model_kwargs: dict[str, Any],
+    weights_name: str | None = None,
+    lapsrn_mat: str | os.PathLike | None = None,
 ) -> tuple[dict[str, torch.Tensor] | None, str]:
-    """State dict to start from (or None for scratch) and a description of its origin."""
+    """State dict to start from (or None for scratch) and a description of its origin.
+
+    ``lapsrn_mat`` is the LapSRN x2 file for ``init: lapsrn_x2`` (default: the
+    ``RRLSRN_LAPSRN_MAT`` file or the download cache).
+    """
     if init == "scratch":
         return None, "scratch"
     if init == "shipped":
@@ -289,7 +297,14 @@ def initial_weights(
     if init == "lapsrn_x2":
         from rrlsrn.lapsrn import lapsrn_x2_state_dict
 
+        if model_name != "rrlsrn":
+            raise ValueError(
+                f"init 'lapsrn_x2' loads LapSRN's x2 weights, which fit only the rrlsrn "
+                f"model, not {model_name!r}: start {model_name} with `train: {{init: "
+                f"scratch}}` in its method spec (configs/paper.yaml does)"
+            )
         return lapsrn_x2_state_dict(
+            lapsrn_mat,
             depth=model_kwargs.get("depth", 11),
             image_branch=model_kwargs.get("image_branch", "transposed"),
         ), init
@@ -310,6 +325,7 @@ def train(
     threads: int | None = None,
     progress: bool = True,
     stop_at_step: int | None = None,
+    lapsrn_mat: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
     """Train (or resume training) ``model_name`` and write checkpoints + log to ``out_dir``.
 
@@ -365,7 +381,9 @@ def train(
         _rewrite_log(log_path, step)
         print(f"resuming {model_name} from {last_path} at step {step}", flush=True)
     else:
-        init_state, origin = initial_weights(settings.init, model_name, model_kwargs, weights_name)
+        init_state, origin = initial_weights(
+            settings.init, model_name, model_kwargs, weights_name, lapsrn_mat
+        )
         if init_state is not None:
             load_state_into(model, init_state, settings.init)
         log_path.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ rule train:
         device=config["training"]["device"],
         scale=config["scale"],
         degradation=config["degradation"],
+        lapsrn_mat=lapsrn_mat,
     script:
         "../workflow_scripts/train.py"
 

@@ -256,6 +256,29 @@ def test_example_figure_panels_captions_and_shared_grey_scale():
         example_figure(hr, hr, {"srcnn": hr[:-1]}, {}, (0, 0, 4), "t")
 
 
+def test_before_after_figure_shows_the_same_field_of_view_on_one_grey_scale():
+    before = np.zeros((80, 80))
+    before[30:40, 34:44] = np.linspace(0.2, 1.0, 10)  # small anatomy: a crop is shown
+    after = before.repeat(2, 0).repeat(2, 1) + 0.01
+    mask = np.zeros((160, 160), bool)
+    mask[60:80, 68:88] = True
+    fig = figures.before_after_figure(
+        before, after, mask, ("input stack", "upscaled"), ("1.1 mm", "0.56 mm"), "toy"
+    )
+    ims = images(fig)
+    assert len(ims) == 4  # two panels, each whole + zoom
+    full_before, _, full_after, _ = (im.get_array() for im in ims)
+    # the crop around the 20-px mask: ceil(20 * 1.3) = 26 output pixels, in both panels
+    assert full_before.shape == full_after.shape == (32, 32)  # min_side 32
+    np.testing.assert_allclose(full_after - full_before, 0.01)  # same place, pixel for pixel
+    assert len({im.get_clim() for im in ims}) == 1
+    joined = "\n".join(texts(fig))
+    assert "input stack\n1.1 mm" in joined and "upscaled\n0.56 mm" in joined
+    assert_texts_fit(fig)
+    with pytest.raises(ValueError, match="not an integer upscaling"):
+        figures.before_after_figure(before, after[:-1], None, ("a", "b"), ("", ""), "t")
+
+
 def test_error_map_figure_shares_one_norm_and_one_colour_bar():
     hr, _ = phantom(24)
     rng = np.random.default_rng(0)

@@ -229,3 +229,29 @@ def test_local_override_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("RRLSRN_LAPSRN_MAT", str(tmp_path / "absent.mat"))
     with pytest.raises(FileNotFoundError, match="absent.mat"):
         lapsrn_weights_path()
+
+
+@needs_mat
+def test_training_init_reads_the_configured_file_without_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rrlsrn.train import initial_weights
+
+    # an empty cache and an unreachable URL: only the file passed in can serve
+    monkeypatch.setenv("RRLSRN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RRLSRN_LAPSRN_URL", "http://127.0.0.1:9/LapSRN_x2.mat")
+    copy = tmp_path / "my" / "LapSRN_x2.mat"
+    copy.parent.mkdir()
+    shutil.copyfile(MAT, copy)
+    state, origin = initial_weights("lapsrn_x2", "rrlsrn", {}, lapsrn_mat=copy)
+    assert origin == "lapsrn_x2"
+    expected = lapsrn_x2_state_dict(MAT)
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_lapsrn_init_for_another_model_says_what_to_configure() -> None:
+    from rrlsrn.train import initial_weights
+
+    with pytest.raises(ValueError, match="fit only the rrlsrn model, not 'srcnn'.*init: scratch"):
+        initial_weights("lapsrn_x2", "srcnn", {})

@@ -65,3 +65,48 @@ def test_missing_shipped_weights_error_lists_what_ships():
     with pytest.raises(FileNotFoundError, match="no shipped weights") as info:
         shipped_weights_path("no_such_model")
     assert str(shipped_weights() or "none") in str(info.value)
+
+
+def test_measured_section_aggregates_subject_means_with_a_t_interval(tmp_path):
+    import pandas as pd
+
+    from rrlsrn.modelcard import MEASURED_SECTION, measured_section, write_test_set_section
+
+    # subject means 30, 32, 34 dB (two slices each): mean 32, SD 2,
+    # CI 32 -/+ t(0.975, 2) 4.3027 * 2 / sqrt(3) = [27.03, 36.97]
+    metrics = pd.DataFrame(
+        {
+            "dataset": "adult",
+            "method": "rrlsrn",
+            "subject": ["a", "a", "b", "b", "c", "c"],
+            "psnr": [29.0, 31.0, 32.0, 32.0, 33.0, 35.0],
+            "ssim": [0.9, 0.9, 0.9, 0.9, 0.9, 0.9],
+        }
+    )
+    section = measured_section(metrics, "results")
+    assert "| adult | 3 | 6 | 32.00 ± 2.00 | [27.03, 36.97] | 0.9000 ± 0.0000 |" in section
+    card = tmp_path / "card.md"
+    card.write_text("# Model card\n\n| step | psnr |\n")
+    write_test_set_section(card, section)
+    write_test_set_section(card, section)  # a new measurement replaces the old one
+    text = card.read_text()
+    assert text.count(MEASURED_SECTION) == 1 and text.startswith("# Model card\n\n| step")
+
+
+def test_measure_on_test_sets_uses_only_test_subjects_and_beats_bicubic(tmp_path, real_slices):
+    from rrlsrn.modelcard import measure_on_test_sets
+
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "adult.tsv").write_text("subject\trole\ns1\ttest\ns2\ttrain\n")
+    hr = real_slices[:, 64:192, 64:192].astype(np.float32)
+    for subject in ("s1", "s2"):
+        save_npz_atomic(
+            tmp_path / "data" / "adult" / f"{subject}.npz",
+            hr=hr,
+            mask=np.ones_like(hr, bool),
+            slice_index=np.arange(len(hr)),
+        )
+    metrics = measure_on_test_sets("rrlsrn", tmp_path)
+    assert list(metrics["subject"].unique()) == ["s1"] and len(metrics) == len(hr)
+    bicubic = [psnr(np.clip(imresize(imresize(s, 0.5), 2.0), 0, 1), s, shave=2) for s in hr]
+    assert (metrics["psnr"].to_numpy() > np.array(bicubic) + 1.0).all()

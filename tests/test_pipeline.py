@@ -138,6 +138,9 @@ def test_enabled_methods_drops_lapsrn_when_its_weights_are_missing(config, tmp_p
     assert pipeline.enabled_methods(config, tmp_path) == ["bicubic", "rrlsrn"]
     config["lapsrn_mat"] = None
     assert pipeline.enabled_methods(config, tmp_path) == ["bicubic", "rrlsrn"]
+    (tmp_path / "null").write_bytes(b"MATLAB 5.0")
+    config["lapsrn_mat"] = "null"  # what `--config lapsrn_mat=null` gives: no weights
+    assert pipeline.lapsrn_mat_available(config, tmp_path) is None
 
 
 def test_enabled_methods_keeps_lapsrn_when_config_file_exists(config, tmp_path):

@@ -18,4 +18,5 @@ with log_to(snakemake.log[0]):  # noqa: F821
         degradation=sm.params.degradation,
         device=sm.params.device,
         threads=sm.threads,
+        lapsrn_mat=sm.params.lapsrn_mat,
     )

@@ -43,19 +43,27 @@ def choose_slice_axis(zooms: tuple[float, ...]) -> int:
     return min(range(3), key=key)
 
 
-def normalise_intensities(
-    volume: np.ndarray, upper_percentile: float, source: str | os.PathLike = "volume"
-) -> tuple[np.ndarray, float, float]:
-    """Map [0, p_upper of nonzero voxels] to [0, 1] and clip; return (image, low, high)."""
-    nonzero = volume[volume > 0]
-    if nonzero.size == 0:
+def intensity_range(
+    volume: np.ndarray, upper_percentile: float = 99.5, source: str | os.PathLike = "volume"
+) -> tuple[float, float]:
+    """(0, p_upper of the positive voxels): the range every method sees as [0, 1]."""
+    positive = volume[volume > 0]
+    if positive.size == 0:
         raise VolumeError(f"{source}: the volume is all zero (or negative)")
     low = 0.0
-    high = float(np.percentile(nonzero, upper_percentile))
+    high = float(np.percentile(positive, upper_percentile))
     if high <= low:
         raise VolumeError(
             f"{source}: the {upper_percentile}th intensity percentile is {high}, cannot normalise"
         )
+    return low, high
+
+
+def normalise_intensities(
+    volume: np.ndarray, upper_percentile: float, source: str | os.PathLike = "volume"
+) -> tuple[np.ndarray, float, float]:
+    """Map [0, p_upper of nonzero voxels] to [0, 1] and clip; return (image, low, high)."""
+    low, high = intensity_range(volume, upper_percentile, source)
     return np.clip((volume - low) / (high - low), 0.0, 1.0).astype(np.float32), low, high
 
 
