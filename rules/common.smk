@@ -97,8 +97,26 @@ def test_files(kind, methods=None, datasets=None):
     ]
 
 
+def test_unit_files(kind, wildcards, ext):
+    """One method's (``sr``) or the dataset's (``data``) file per test subject."""
+    folder = f"sr/{wildcards.method}" if kind == "sr" else kind
+    return [
+        f"{RESULTS}/{folder}/{wildcards.dataset}/{subject}.{ext}"
+        for subject in pipeline.subjects_with_role(config, wildcards.dataset, "test")
+    ]
+
+
+def metric_files(methods=None, datasets=None):
+    """``{RESULTS}/metrics/{method}/{dataset}.tsv``: one file per method and dataset."""
+    return [
+        f"{RESULTS}/metrics/{method}/{dataset}.tsv"
+        for method in (METHODS if methods is None else methods)
+        for dataset in (DATASETS if datasets is None else datasets)
+    ]
+
+
 def test_metric_files():
-    return test_files("metrics")
+    return metric_files()
 
 
 def test_runtime_files():
@@ -120,7 +138,7 @@ def table_files(ext):
 
 
 def dataset_metric_files(wildcards):
-    return test_files("metrics", COMPARED, [wildcards.dataset])
+    return metric_files(COMPARED, [wildcards.dataset])
 
 
 def dataset_test_data(wildcards):
@@ -159,9 +177,7 @@ def figure_inputs(wildcards):
 
 def gdl_figure_inputs(wildcards):
     return {
-        "metrics": test_files(
-            "metrics", ["rrlsrn_no_gdl", "rrlsrn"], [wildcards.dataset]
-        ),
+        "metrics": metric_files(["rrlsrn_no_gdl", "rrlsrn"], [wildcards.dataset]),
         "data": flat_paths(dataset_test_data(wildcards)),
         "sr": flat_paths(gdl_sr_files(wildcards)),
     }

@@ -223,7 +223,7 @@ def test_method_settings_method_train_dict_wins(config):
     assert config["method_specs"]["rrlsrn"]["train"] == {"gdl_weight": 1.0}
 
 
-# ---------------------------------------------------------------- evaluate_subject
+# ---------------------------------------------------------------- evaluate_method
 
 
 def write_pair(tmp_path: Path, sr_shape=(2, 16, 16)) -> tuple[Path, Path, np.ndarray, np.ndarray]:
@@ -240,19 +240,23 @@ def write_pair(tmp_path: Path, sr_shape=(2, 16, 16)) -> tuple[Path, Path, np.nda
     return sr_file, data_file, hr, sr
 
 
-def test_evaluate_subject_writes_per_slice_tsv(tmp_path):
+def test_evaluate_method_writes_per_slice_tsv_for_every_subject(tmp_path):
     sr_file, data_file, _, _ = write_pair(tmp_path)
-    out = tmp_path / "metrics" / "rrlsrn" / "s1.tsv"
-    frame = steps.evaluate_subject(
-        sr_file, data_file, out, "rrlsrn", "embedded_adult", "s1", shave=2
-    )
-    back = pd.read_csv(out, sep="\t")
+    out = tmp_path / "metrics" / "rrlsrn" / "embedded_adult.tsv"
+    frame = steps.evaluate_method(
+        [sr_file, sr_file], [data_file, data_file], ["s1", "s2"], out, "rrlsrn",
+        "embedded_adult", shave=2,
+    )  # fmt: skip
+    back = pd.read_csv(out, sep="\t", dtype={"subject": str})
     columns = ["method", "dataset", "subject", "slice", "psnr", "ssim", "psnr_mask", "ssim_mask"]
     assert list(back.columns) == list(frame.columns) == columns
-    assert back["method"].tolist() == ["rrlsrn", "rrlsrn"]
-    assert back["dataset"].tolist() == ["embedded_adult"] * 2
-    assert back["subject"].tolist() == ["s1", "s1"]
-    assert back["slice"].tolist() == [4, 7]
+    assert back["method"].tolist() == ["rrlsrn"] * 4
+    assert back["dataset"].tolist() == ["embedded_adult"] * 4
+    assert back["subject"].tolist() == ["s1", "s1", "s2", "s2"]
+    assert back["slice"].tolist() == [4, 7, 4, 7]
+    values = ["psnr", "ssim", "psnr_mask", "ssim_mask"]
+    pd.testing.assert_frame_equal(back.iloc[2:][values].reset_index(drop=True), back[values][:2])
+    back = back.iloc[:2]
     # error 0.1 -> MSE 0.01 -> 20 dB; error 0.4 -> MSE 0.16 -> 10 log10(1 / 0.16) dB
     np.testing.assert_allclose(back["psnr"], [20.0, -10 * math.log10(0.16)], atol=1e-5)
     # constant images: no variance, so SSIM = (2 mx my + C1) / (mx^2 + my^2 + C1), C1 = 1e-4
@@ -265,13 +269,15 @@ def test_evaluate_subject_writes_per_slice_tsv(tmp_path):
     assert back["ssim_mask"][1] == pytest.approx(expected[1], abs=1e-6)
 
 
-def test_evaluate_subject_shape_mismatch_raises_naming_the_sr_file(tmp_path):
+def test_evaluate_method_shape_mismatch_raises_naming_the_sr_file(tmp_path):
     sr_file, data_file, _, _ = write_pair(tmp_path, sr_shape=(2, 8, 6))
     out = tmp_path / "m.tsv"
     with pytest.raises(ValueError, match="sr.npz") as err:
-        steps.evaluate_subject(sr_file, data_file, out, "bicubic", "d", "s1", shave=2)
+        steps.evaluate_method([sr_file], [data_file], ["s1"], out, "bicubic", "d", shave=2)
     assert str(sr_file) in str(err.value)
     assert not out.exists()
+    with pytest.raises(ValueError, match="must match one to one"):
+        steps.evaluate_method([sr_file], [data_file], ["s1", "s2"], out, "bicubic", "d", 2)
 
 
 # ---------------------------------------------------------------- rrlsrn params

@@ -32,13 +32,14 @@ def test_default_dry_run_lists_every_job(tmp_path):
     counts = job_counts(proc.stdout + proc.stderr)
     # 9 adult subjects + 6 fetal stacks prepared; rrlsrn, its two ablation variants,
     # srcnn and fsrcnn trained once; 9 methods (lapsrn_x2 off) x (3 adult test subjects
-    # + 6 fetal test stacks); one table job; Figs. 2-3 and Fig. 4 per dataset.
+    # + 6 fetal test stacks), evaluated per method and dataset (9 x 2); one table job;
+    # Figs. 2-3 and Fig. 4 per dataset.
     assert counts == {
         "prepare_subject": 15,
         "split": 2,
         "train": 5,
         "super_resolve": 81,
-        "evaluate": 81,
+        "evaluate": 18,
         "tables": 1,
         "example_figures": 2,
         "gdl_figure": 2,
@@ -129,13 +130,15 @@ def test_smoke_workflow_end_to_end(tmp_path):
 
     # The fetal stack is evaluated on its slices that hold brain, inside the manual mask.
     fetal = load_npz(out / "data/embedded_fetal/sub-01_run-1.npz")
-    fetal_metrics = pd.read_csv(out / "metrics/rrlsrn/embedded_fetal/sub-01_run-1.tsv", sep="\t")
+    fetal_metrics = pd.read_csv(out / "metrics/rrlsrn/embedded_fetal.tsv", sep="\t")
+    fetal_metrics = fetal_metrics[fetal_metrics["subject"] == "sub-01_run-1"]
     assert len(fetal_metrics) == len(fetal["hr"]) > 5
     assert np.isfinite(fetal_metrics["psnr_mask"]).all()
     assert fetal_metrics["ssim_mask"].between(0, 1).all()
 
     # Per-slice metrics cover every slice; the model and its log are usable.
-    metrics = pd.read_csv(out / "metrics/rrlsrn/embedded_adult/ds000011-sub-03.tsv", sep="\t")
+    metrics = pd.read_csv(out / "metrics/rrlsrn/embedded_adult.tsv", sep="\t")
+    metrics = metrics[metrics["subject"] == "ds000011-sub-03"]
     assert len(metrics) == len(hr) and metrics["psnr"].between(10, 80).all()
     model = load_model(out / "models/rrlsrn/best.pt")
     assert model.depth == 11
