@@ -5,6 +5,13 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+# Jobs in per-rule conda envs (--software-deployment-method conda) import rrlsrn and
+# baselines from this folder; the envs hold only their dependencies.
+if workflow.basedir not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
+    )
+
 
 configfile: os.path.join(workflow.basedir, "config.yaml")
 

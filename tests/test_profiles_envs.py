@@ -110,6 +110,15 @@ def test_env_pins_equal_pyproject(env_file):
     assert len(names) == len(set(names)), f"{env_file.name}: a package is listed twice"
 
 
+@pytest.mark.parametrize("env_file", ENV_FILES, ids=lambda p: p.name)
+def test_env_files_name_no_local_path(env_file):
+    # Snakemake deploys a copy of the env file alone (in .snakemake/conda/), so a
+    # relative `-e ..` or `-r requirements.txt` would point nowhere.
+    pip = [d["pip"] for d in load_yaml(env_file)["dependencies"] if isinstance(d, dict)]
+    options = [line for lines in pip for line in lines if line.startswith("-")]
+    assert options == [], f"{env_file.name}: {options}"
+
+
 def test_envs_hold_every_runtime_dependency():
     pins = pyproject_requirements()
     assert pins.keys() >= ENGINE, "ENGINE names a package pyproject.toml no longer has"
