@@ -69,11 +69,18 @@ def run(device: str, out_dir: Path, figure: bool) -> pd.DataFrame:
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out_dir / f"upscale-{name}.csv", index=False)
-    summary = frame.groupby("scale")[["network_s", "total_s"]].agg(["mean", "min", "max"]).round(2)
-    header = f"Machine: {platform.processor() or platform.machine()}, {frame['device'].iloc[0]}\n\n"
-    (out_dir / f"upscale-{name}.md").write_text(header + summary.to_markdown() + "\n")
-    print(summary)
+    write_summary(frame, out_dir / f"upscale-{name}.md")
     return frame
+
+
+def write_summary(frame: pd.DataFrame, path: Path) -> None:
+    """Seconds per volume, mean / min / max over the volumes, per scale, as Markdown."""
+    summary = frame.groupby("scale")[["network_s", "total_s"]].agg(["mean", "min", "max"])
+    summary.columns = [f"{what} {stat} (s)" for what, stat in summary.columns]
+    summary.insert(0, "volumes", frame.groupby("scale").size())
+    header = f"Machine: {platform.processor() or platform.machine()}, {frame['device'].iloc[0]}"
+    path.write_text(f"{header}\n\n{summary.round(2).to_markdown()}\n")
+    print(path.read_text())
 
 
 def draw(stack: Path, output: Path) -> None:
