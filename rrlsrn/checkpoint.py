@@ -72,7 +72,11 @@ def load_state_into(
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
-    state = load_checkpoint(path)
+    return model_from_state(load_checkpoint(path), path).to(device)
+
+
+def model_from_state(state: dict[str, Any], path: str | os.PathLike) -> nn.Module:
+    """The model a loaded checkpoint ``state`` (from ``path``) describes, in eval mode."""
     try:
         model = build_model(state["model_name"], **state.get("model_kwargs", {}))
     except (KeyError, TypeError, ValueError) as exc:
@@ -80,4 +84,4 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> n
             f"checkpoint {path} names a model that cannot be built: {exc}"
         ) from exc
     load_state_into(model, state["model"], path)
-    return model.to(device).eval()
+    return model.eval()

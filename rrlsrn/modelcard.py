@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from rrlsrn.checkpoint import load_checkpoint, load_model, save_checkpoint
+from rrlsrn.checkpoint import load_checkpoint, model_from_state, save_checkpoint
 from rrlsrn.degrade import bicubic_up, make_degradation
 from rrlsrn.io import load_npz, load_slices, write_text_atomic
 from rrlsrn.metrics import psnr
@@ -143,7 +143,7 @@ def measure_on_test_sets(
 
     path = shipped_weights_path(name)
     state = load_checkpoint(path)
-    model = load_model(path)
+    model = model_from_state(state, path)
     results = Path(results)
     splits = sorted((results / "splits").glob("*.tsv"))
     if not splits:
