@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import collections
 import re
 import subprocess
 import sys
 import tomllib
+import types
 from pathlib import Path
 
 import pytest
@@ -168,12 +170,27 @@ def test_default_profile_stays_local():
         assert key not in profile, f"{key} in the default profile overrides profiles/slurm"
 
 
-def test_slurm_profile_requests_gpus_for_training_and_inference():
+def resource_value(value, model_input):
+    """A profile resource as Snakemake evaluates it for a super_resolve job whose `model`
+    input is ``model_input`` (a trained checkpoint for learned methods, else empty)."""
+    return eval(str(value), {"input": types.SimpleNamespace(model=model_input)})
+
+
+def test_slurm_profile_requests_gpus_for_training_and_learned_inference():
     profile = load_yaml(SLURM_PROFILE)
     assert profile["executor"] == "slurm"
     resources = profile["set-resources"]
+    assert resources["train"]["gpu"] == 1
+    # super_resolve: a GPU for the methods that run a trained checkpoint; the classical
+    # ones (no `model` input) go to the CPU partition without one
+    inference = resources["super_resolve"]
+    assert resource_value(inference["gpu"], ["results/models/rrlsrn/best.pt"]) == 1
+    assert resource_value(inference["gpu"], []) == 0
+    gpu_partition = resource_value(inference["slurm_partition"], ["best.pt"])
+    cpu_partition = resource_value(inference["slurm_partition"], [])
+    assert gpu_partition == ast.literal_eval(resources["train"]["slurm_partition"])
+    assert cpu_partition == ast.literal_eval(profile["default-resources"]["slurm_partition"])
     for rule in GPU_RULES:
-        assert resources[rule]["gpu"] == 1, rule
         assert isinstance(resources[rule]["runtime"], int), rule  # minutes
         assert isinstance(resources[rule]["mem_mb"], int), rule
         assert isinstance(profile["set-threads"][rule], int), rule
@@ -182,7 +199,7 @@ def test_slurm_profile_requests_gpus_for_training_and_inference():
     for res in [defaults, *resources.values()]:
         for key in ("slurm_partition", "slurm_account"):
             if key in res:  # evaluated as Python: a name must be a quoted string literal
-                assert isinstance(ast.literal_eval(res[key]), str), (key, res[key])
+                assert isinstance(resource_value(res[key], ["best.pt"]), str), (key, res[key])
 
 
 def test_slurm_profile_names_existing_rules_and_fits_threads():
@@ -216,17 +233,25 @@ def test_slurm_profile_dry_run_lists_the_local_jobs(tmp_path):
     assert counts == job_counts(local.stdout + local.stderr)
     assert counts["train"] >= 1
     profile = load_yaml(SLURM_PROFILE)
+    specs = load_yaml(REPO / "config.yaml")["method_specs"]
+    on_gpu = collections.Counter()
     for rule in GPU_RULES:
         blocks = job_blocks(output, rule)
         assert len(blocks) == counts[rule]
         wanted = profile["set-resources"][rule]
         for block in blocks:
             resources = job_resources(block)
-            assert resources["gpu"] == str(wanted["gpu"])
+            method = re.search(r"method=(\w+)", block)[1]
+            # what each job needs: the trained checkpoint of a learned method, or nothing
+            model = ["best.pt"] if rule == "train" or specs[method]["kind"] == "learned" else []
+            on_gpu[rule, bool(model)] += 1
+            assert resources["gpu"] == str(resource_value(wanted["gpu"], model)), block
+            assert resources["slurm_partition"] == resource_value(wanted["slurm_partition"], model)
             assert resources["runtime"] == str(wanted["runtime"])
             assert resources["mem_mb"] == str(wanted["mem_mb"])
-            assert resources["slurm_partition"] == ast.literal_eval(wanted["slurm_partition"])
             assert f"threads: {profile['set-threads'][rule]}\n" in block
+    # 5 learned methods x 9 test units on GPUs; 4 classical methods x 9 on CPU nodes
+    assert on_gpu[("super_resolve", True)] == 45 and on_gpu[("super_resolve", False)] == 36
 
 
 def test_slurm_profile_starts_a_real_run_without_a_cluster(tmp_path):
