@@ -119,8 +119,7 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     from rrlsrn.checkpoint import CheckpointError
-    from rrlsrn.io import VolumeError
-    from rrlsrn.upscale import UpscaleError, load_upscaler, upscale_paths
+    from rrlsrn.upscale import load_upscaler, upscale_paths
 
     try:
         upscaler = load_upscaler(args.model, args.weights)
@@ -136,7 +135,8 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             batch_size=args.batch,
             progress=not args.quiet,
         )
-    except (UpscaleError, VolumeError, CheckpointError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, CheckpointError, FileNotFoundError, RuntimeError) as error:
+        # ValueError covers UpscaleError and VolumeError (bad input, named in the message)
         raise SystemExit(f"rrlsrn upscale: {error}") from error
     for r in reports:
         zooms = " x ".join(f"{z:.3g}" for z in r.zooms_out)

@@ -32,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from rrlsrn.checkpoint import load_model
-from rrlsrn.data.prepare import choose_slice_axis, intensity_range
+from rrlsrn.data.prepare import intensity_range, resolve_slice_axis
 from rrlsrn.infer import run_model
 from rrlsrn.io import atomic_path, load_nifti
 from rrlsrn.steps import device_name
@@ -203,14 +203,14 @@ def upscale_volume(
     passes = cascade_passes(scale, upscaler.model_scale)
     img, data = load_nifti(source)
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    slice_axis = choose_slice_axis(zooms) if axis == "auto" else int(axis)
-    if slice_axis not in (0, 1, 2):
-        raise UpscaleError(f"{source}: the slice axis must be auto, 0, 1 or 2, got {axis!r}")
+    slice_axis = resolve_slice_axis(axis, zooms, source)
     in_plane = [a for a in range(3) if a != slice_axis]
-    inside = _read_mask(Path(mask), img, data, source) if mask is not None else None
     _, high = intensity_range(data, source=source)
     stack = np.moveaxis(data, slice_axis, 0) / high
-    keep = np.moveaxis(inside, slice_axis, 0).any(axis=(1, 2)) if inside is not None else None
+    inside = None  # the mask, slices first
+    if mask is not None:
+        inside = np.moveaxis(_read_mask(Path(mask), img, data, source), slice_axis, 0)
+    keep = inside.any(axis=(1, 2)) if inside is not None else None
     torch_device = pick_device(device)
     start = time.perf_counter()
     sr = super_resolve_stack(stack, upscaler, passes, torch_device, batch_size, keep, progress)
@@ -219,8 +219,7 @@ def upscale_volume(
     if data.min() >= 0:
         np.maximum(sr, 0, out=sr)
     if inside is not None:
-        m = np.moveaxis(inside, slice_axis, 0)
-        sr *= m.repeat(scale, axis=1).repeat(scale, axis=2)
+        sr *= inside.repeat(scale, axis=1).repeat(scale, axis=2)
     result = upscaled_image(
         img,
         np.moveaxis(sr, 0, slice_axis),

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rrlsrn.data.prepare import choose_slice_axis, foreground_mask, intensity_range
+from rrlsrn.data.prepare import foreground_mask, intensity_range, resolve_slice_axis
 from rrlsrn.io import VolumeError, load_nifti
 from rrlsrn.metrics import evaluate_slices
 
@@ -65,9 +65,7 @@ def compare_volumes(
             "resample the SR volume onto the HR grid first"
         )
     zooms = tuple(float(z) for z in hr_img.header.get_zooms()[:3])
-    slice_axis = choose_slice_axis(zooms) if axis == "auto" else int(axis)
-    if slice_axis not in (0, 1, 2):
-        raise ValueError(f"the slice axis must be auto, 0, 1 or 2, got {axis!r}")
+    slice_axis = resolve_slice_axis(axis, zooms, hr_path)
     low, high = intensity_range(hr, source=hr_path)
     hr01 = np.clip((hr - low) / (high - low), 0, 1)
     sr01 = np.clip((sr - low) / (high - low), 0, 1)

@@ -59,6 +59,16 @@ def intensity_range(
     return low, high
 
 
+def resolve_slice_axis(
+    axis: str | int, zooms: tuple[float, ...], source: str | os.PathLike = "volume"
+) -> int:
+    """``axis`` as 0, 1 or 2; ``"auto"`` picks :func:`choose_slice_axis` from ``zooms``."""
+    resolved = choose_slice_axis(zooms) if axis == "auto" else int(axis)
+    if resolved not in (0, 1, 2):
+        raise ValueError(f"{source}: slice axis must be auto, 0, 1 or 2, got {axis!r}")
+    return resolved
+
+
 def normalise_intensities(
     volume: np.ndarray, upper_percentile: float, source: str | os.PathLike = "volume"
 ) -> tuple[np.ndarray, float, float]:
@@ -97,9 +107,7 @@ def prepare_volume(
     """
     path = Path(path)
     volume, _, zooms = load_volume(path)
-    axis = choose_slice_axis(zooms) if options.axis == "auto" else int(options.axis)
-    if axis not in (0, 1, 2):
-        raise ValueError(f"{path}: slice axis must be auto, 0, 1 or 2, got {options.axis!r}")
+    axis = resolve_slice_axis(options.axis, zooms, path)
     image, low, high = normalise_intensities(volume, options.upper_percentile, path)
     if mask_path is not None:
         mask, _, _ = load_volume(mask_path)
