@@ -24,7 +24,8 @@ import torch
 from rrlsrn.infer import run_model
 from rrlsrn.losses import combined_loss
 from rrlsrn.models import RRLSRN
-from rrlsrn.train import make_settings, pick_device, train
+from rrlsrn.settings import make_settings
+from rrlsrn.train import pick_device, train
 
 
 def sync(device: torch.device) -> None:

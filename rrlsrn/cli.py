@@ -55,7 +55,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from rrlsrn.io import load_slices
-    from rrlsrn.train import make_settings, train
+    from rrlsrn.settings import make_settings
+    from rrlsrn.train import train
 
     overrides = _parse_assignments(args.set, "--set")
     settings = make_settings(args.preset, overrides)

@@ -18,7 +18,8 @@ from rrlsrn.infer import super_resolve
 from rrlsrn.io import atomic_path, load_npz, load_slices, save_npz_atomic, write_text_atomic
 from rrlsrn.metrics import evaluate_slices
 from rrlsrn.models import build_model
-from rrlsrn.train import make_settings, pick_device, train
+from rrlsrn.settings import make_settings
+from rrlsrn.train import pick_device, train
 
 
 def train_method(

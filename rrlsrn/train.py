@@ -18,14 +18,11 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -34,73 +31,9 @@ from rrlsrn.degrade import make_degradation
 from rrlsrn.losses import combined_loss
 from rrlsrn.metrics import psnr
 from rrlsrn.models import build_model
+from rrlsrn.settings import TrainSettings
 
 LOG_FIELDS = ["step", "epoch", "loss", "lr", "val_psnr", "elapsed_s", "patches_per_s"]
-
-
-@dataclass
-class TrainSettings:
-    """All knobs of a training run; presets in ``rrlsrn/presets.yaml`` fill them."""
-
-    optimizer: str = "adam"  # adam | sgd
-    lr: float = 1e-4
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    bias_lr_mult: float = 1.0
-    scheduler: str = "cosine"  # cosine | step | constant
-    min_lr: float = 0.0
-    step_epochs: int = 50
-    step_gamma: float = 0.5
-    batch_size: int = 16
-    patch_size: int = 64
-    steps_per_epoch: int = 100
-    max_steps: int = 1000
-    max_minutes: float | None = None  # stop (resumably) after this wall time per invocation
-    grad_clip: float | None = None
-    loss_reduction: str = "mean"  # mean | sum_per_sample
-    gdl_weight: float = 1.0
-    charbonnier_eps: float = 1e-3
-    min_foreground: float = 0.25
-    foreground_threshold: float = 0.02
-    init: str = "scratch"  # scratch | shipped | lapsrn_x2 | path to a checkpoint
-    val_slices: int = 32
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        checks = {
-            "optimizer": self.optimizer in ("adam", "sgd"),
-            "scheduler": self.scheduler in ("cosine", "step", "constant"),
-            "loss_reduction": self.loss_reduction in ("mean", "sum_per_sample"),
-            "lr": self.lr > 0,
-            "batch_size": self.batch_size >= 1,
-            "patch_size": self.patch_size >= 4,
-            "steps_per_epoch": self.steps_per_epoch >= 1,
-            "max_steps": self.max_steps >= 1,
-        }
-        bad = [k for k, ok in checks.items() if not ok]
-        if bad:
-            raise ValueError(
-                "invalid training settings: " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad)
-            )
-
-
-def load_presets() -> dict[str, dict[str, Any]]:
-    """The presets shipped with the package (``rrlsrn/presets.yaml``)."""
-    text = resources.files("rrlsrn").joinpath("presets.yaml").read_text()
-    return yaml.safe_load(text)
-
-
-def make_settings(preset: str, overrides: dict[str, Any] | None = None) -> TrainSettings:
-    """Settings of preset ``preset`` with ``overrides`` (from config) applied on top."""
-    presets = load_presets()
-    if preset not in presets:
-        raise ValueError(f"unknown training preset {preset!r}; choose one of {sorted(presets)}")
-    values = {**presets[preset], **(overrides or {})}
-    known = {f.name for f in dataclasses.fields(TrainSettings)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown training setting(s) {unknown}; known: {sorted(known)}")
-    return TrainSettings(**values)
 
 
 def learning_rate(settings: TrainSettings, step: int) -> float:

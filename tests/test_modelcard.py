@@ -11,7 +11,8 @@ from rrlsrn.degrade import imresize
 from rrlsrn.io import save_npz_atomic
 from rrlsrn.metrics import psnr
 from rrlsrn.modelcard import ship_weights
-from rrlsrn.train import make_settings, train
+from rrlsrn.settings import make_settings
+from rrlsrn.train import train
 from rrlsrn.weights import shipped_weights, shipped_weights_path
 
 

@@ -16,7 +16,7 @@ from test_workflow import job_counts
 from rrlsrn import pipeline
 from rrlsrn.data import kirby21
 from rrlsrn.data.sources import NAMIC_CASES
-from rrlsrn.train import make_settings
+from rrlsrn.settings import make_settings
 
 PAPER = REPO / "configs/paper.yaml"
 NAMIC_TEST = [f"case{c}" for c in NAMIC_CASES[:12]]  # case01011 .. case01034

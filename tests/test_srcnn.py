@@ -11,7 +11,8 @@ from rrlsrn.degrade import bicubic_up, make_degradation
 from rrlsrn.infer import run_model
 from rrlsrn.metrics import psnr
 from rrlsrn.models import build_model, count_parameters
-from rrlsrn.train import make_settings, train
+from rrlsrn.settings import make_settings
+from rrlsrn.train import train
 
 
 def test_srcnn_915_has_8129_parameters_and_955_has_57281():

@@ -13,7 +13,8 @@ import torch
 from rrlsrn.checkpoint import CheckpointError, load_checkpoint, load_model, save_checkpoint
 from rrlsrn.degrade import imresize
 from rrlsrn.metrics import psnr
-from rrlsrn.train import PatchSampler, learning_rate, make_settings, train
+from rrlsrn.settings import make_settings
+from rrlsrn.train import PatchSampler, learning_rate, train
 
 TINY = {"depth": 2, "width": 8}
 
@@ -69,7 +70,7 @@ def test_bad_settings_are_named():
         make_settings("fast")
     with pytest.raises(ValueError, match="learnig_rate"):
         make_settings("demo", {"learnig_rate": 1})
-    with pytest.raises(ValueError, match="optimizer='rmsprop'"):
+    with pytest.raises(ValueError, match="optimizer: 'rmsprop' is not one of"):
         make_settings("demo", {"optimizer": "rmsprop"})
 
 
