@@ -1,15 +1,130 @@
-"""The ``rrlsrn`` command: upscale your own stacks, evaluate them, prepare data, train."""
+"""The ``rrlsrn`` command: upscale your own stacks, evaluate them, prepare data, train.
+
+A user error (bad file, bad value, unusable device) ends with one line naming the file
+or argument and exit status 1 (2 for a bad command line); ``--debug`` shows the
+traceback instead.  Ctrl-C ends with one line and status 130; outputs are written to a
+temporary file and renamed, so an interrupted command leaves nothing half-written.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
+
+INTERRUPTED = 130  # the shell's status for a command ended by SIGINT (128 + 2)
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+class CommandError(ValueError):
+    """A user error found by a command itself (the message names the file or option)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``rrlsrn upscale: argument --batch: ...``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def positive_int(text: str) -> int:
+    """An integer of at least 1 (``--batch``, ``--threads``)."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An integer of at least 0 (``--shave``)."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
+    return value
+
+
+def scale_factor(text: str) -> int:
+    """An integer upscaling factor of at least 2."""
+    value = _integer(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"must be an integer of at least 2, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text}")
+    return value
+
+
+def device_choice(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (whether it exists is checked when used)."""
+    if not DEVICE_PATTERN.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {text!r}")
+    return text
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+
+
+def check_device(device: str) -> None:
+    """Refuse a CUDA device this machine does not have, before any work."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise CommandError(f"--device {device}: CUDA is not available on this machine")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise CommandError(
+            f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
+
+
+def version_text() -> str:
+    """Package version, torch version and the devices torch sees (``rrlsrn --version``)."""
+    from importlib.metadata import version
+
+    import torch
+
+    devices = [f"cpu ({torch.get_num_threads()} threads)"]
+    if torch.cuda.is_available():
+        devices += [
+            f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())
+        ]
+    else:
+        devices.append("no CUDA device")
+    return (
+        f"rrlsrn {version('rrlsrn-bench')}, torch {torch.__version__}, "
+        f"devices: {', '.join(devices)}"
+    )
+
+
+class VersionAction(argparse.Action):
+    """Print :func:`version_text` and exit (torch is imported only when asked)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(version_text())
+        parser.exit()
 
 
 def _parse_assignments(items: Sequence[str], what: str) -> dict[str, Any]:
@@ -18,7 +133,7 @@ def _parse_assignments(items: Sequence[str], what: str) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"rrlsrn: {what} must look like KEY=VALUE, got {item!r}")
+            raise CommandError(f"{what} must look like KEY=VALUE, got {item!r}")
         out[key] = yaml.safe_load(value)
     return out
 
@@ -41,14 +156,17 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from rrlsrn.data.prepare import SliceOptions, prepare_volume
     from rrlsrn.io import save_npz_atomic
 
+    if args.out.resolve() in {args.volume.resolve(), *([args.mask.resolve()] if args.mask else [])}:
+        raise CommandError(f"{args.out}: the output is an input; choose another path")
     options = SliceOptions(
         axis=args.axis if args.axis == "auto" else int(args.axis), scale=args.scale
     )
     data = prepare_volume(args.volume, options, mask_path=args.mask)
     save_npz_atomic(args.out, **data)
+    chosen = "; --axis to change" if args.axis == "auto" else ""
     print(
         f"{args.out}: {data['hr'].shape[0]} slices of {data['hr'].shape[1:]} "
-        f"(axis {int(data['axis'])})"
+        f"(axis {int(data['axis'])}{chosen})"
     )
     return 0
 
@@ -58,6 +176,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from rrlsrn.settings import make_settings
     from rrlsrn.train import train
 
+    check_device(args.device)
     overrides = _parse_assignments(args.set, "--set")
     settings = make_settings(args.preset, overrides)
     summary = train(
@@ -97,6 +216,7 @@ def cmd_measure_weights(args: argparse.Namespace) -> int:
     from rrlsrn.modelcard import measure_on_test_sets, measured_section, write_test_set_section
     from rrlsrn.weights import WEIGHTS_DIR, shipped_weights
 
+    check_device(args.device)
     for name in args.name or shipped_weights():
         metrics = measure_on_test_sets(name, args.results, device=args.device)
         section = measured_section(metrics, args.results)
@@ -110,8 +230,8 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
 
     files = sorted((args.results / "manifests").glob("*.tsv"))
     if not files:
-        raise SystemExit(
-            f"rrlsrn: no manifests in {args.results / 'manifests'}; make them with "
+        raise CommandError(
+            f"no manifests in {args.results / 'manifests'}; make them with "
             f"`snakemake --cores 2 {args.results}/tables/data_summary.md`"
         )
     print(summary([read_manifest(f) for f in files]).to_markdown(index=False, floatfmt=".3f"))
@@ -119,50 +239,60 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_upscale(args: argparse.Namespace) -> int:
-    from rrlsrn.checkpoint import CheckpointError
-    from rrlsrn.upscale import load_upscaler, upscale_paths
+    from rrlsrn.upscale import load_upscaler, plan_upscale, upscale_paths
 
-    try:
-        upscaler = load_upscaler(args.model, args.weights)
-        reports = upscale_paths(
-            args.input,
-            args.output,
-            upscaler,
-            mask=args.mask,
-            overwrite=args.overwrite,
-            scale=args.scale,
-            axis=args.axis,
-            device=args.device,
-            batch_size=args.batch,
-            progress=not args.quiet,
-        )
-    except (ValueError, CheckpointError, FileNotFoundError, RuntimeError) as error:
-        # ValueError covers UpscaleError and VolumeError (bad input, named in the message)
-        raise SystemExit(f"rrlsrn upscale: {error}") from error
+    check_device(args.device)
+    plan_upscale(args.input, args.output, args.mask, args.overwrite, args.skip_existing)
+    upscaler = load_upscaler(args.model, args.weights)
+    reports, failures, skipped = upscale_paths(
+        args.input,
+        args.output,
+        upscaler,
+        mask=args.mask,
+        overwrite=args.overwrite,
+        skip_existing=args.skip_existing,
+        scale=args.scale,
+        axis=args.axis,
+        device=args.device,
+        batch_size=args.batch,
+        progress=not args.quiet,
+    )
+    for path in skipped:
+        print(f"{path} exists: kept (--skip-existing)")
     for r in reports:
         zooms = " x ".join(f"{z:.3g}" for z in r.zooms_out)
         print(
             f"{r.input} -> {r.output}: {r.shape_in} -> {r.shape_out} ({zooms} mm), "
             f"slices across axis {r.axis}, {r.slices} slices in {r.seconds:.1f} s on {r.device}"
         )
+    for failure in failures:
+        print(f"rrlsrn upscale: failed: {failure.reason}", file=sys.stderr)
+    if failures:
+        total = len(reports) + len(failures)
+        print(
+            f"rrlsrn upscale: {len(failures)} of {total} volumes failed (listed above); "
+            f"the other {len(reports)} were written",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rrlsrn.io import VolumeError, write_text_atomic
+    from rrlsrn.io import write_text_atomic
     from rrlsrn.volume_metrics import compare_volumes
 
-    try:
-        result = compare_volumes(
-            args.hr,
-            args.sr,
-            args.mask,
-            axis=args.axis,
-            shave=args.shave,
-            min_mask_fraction=args.min_mask_fraction,
-        )
-    except (VolumeError, ValueError) as error:
-        raise SystemExit(f"rrlsrn evaluate: {error}") from error
+    inputs = [p.resolve() for p in (args.hr, args.sr, args.mask) if p is not None]
+    if args.per_slice is not None and args.per_slice.resolve() in inputs:
+        raise CommandError(f"{args.per_slice}: --per-slice would overwrite an input")
+    result = compare_volumes(
+        args.hr,
+        args.sr,
+        args.mask,
+        axis=args.axis,
+        shave=args.shave,
+        min_mask_fraction=args.min_mask_fraction,
+    )
     if result.affine_differs:
         print(f"warning: {args.sr} and {args.hr} have different affines", file=sys.stderr)
     summary = result.summary()
@@ -188,8 +318,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rrlsrn", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="rrlsrn", description=__doc__)
+    parser.add_argument(
+        "--version", action=VersionAction, help="package and torch versions, devices seen"
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     p = sub.add_parser("params", help="print a model's parameter and layer counts")
     p.add_argument("--model", default="rrlsrn")
@@ -207,17 +341,27 @@ def build_parser() -> argparse.ArgumentParser:
     which = p.add_mutually_exclusive_group()
     which.add_argument("--model", help="shipped weights by name (default: rrlsrn)")
     which.add_argument("--weights", type=Path, help="a checkpoint the trainer wrote (best.pt)")
-    p.add_argument("--scale", type=int, default=2, help="2, or 4 by cascading the x2 model")
+    p.add_argument(
+        "--scale", type=scale_factor, default=2, help="2, or 4 by cascading the x2 model"
+    )
     p.add_argument(
         "--axis",
         default="auto",
         choices=["auto", "0", "1", "2"],
-        help="slice axis (auto: across the finest, most isotropic plane)",
+        help="slice axis (auto: a size-1 axis, else the thickest spacing; ties: fewest voxels)",
     )
     p.add_argument("--mask", type=Path, help="brain mask on the input grid: zero outside")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--batch", type=int, help="slices per batch (default: 1 on CPU, 32 on CUDA)")
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--device", default="auto", type=device_choice, help="auto, cpu, cuda or cuda:N")
+    p.add_argument(
+        "--batch", type=positive_int, help="slices per batch (default: 1 on CPU, 32 on CUDA)"
+    )
+    existing = p.add_mutually_exclusive_group()
+    existing.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    existing.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="keep existing outputs and do the rest (resume a folder)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_upscale)
 
@@ -229,10 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sr", type=Path, help="super-resolved .nii(.gz) on the same grid")
     p.add_argument("--mask", type=Path, help="mask on the HR grid (default: computed head mask)")
     p.add_argument("--axis", default="auto", choices=["auto", "0", "1", "2"])
-    p.add_argument("--shave", type=int, default=2, help="border left out (default 2, the scale)")
+    p.add_argument(
+        "--shave", type=non_negative_int, default=2, help="border left out (default 2, the scale)"
+    )
     p.add_argument(
         "--min-mask-fraction",
-        type=float,
+        type=fraction,
         default=0.02,
         help="slices with less of the mask are left out (default 0.02)",
     )
@@ -244,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", type=Path)
     p.add_argument("--mask", type=Path)
     p.add_argument("--axis", default="auto", choices=["auto", "0", "1", "2"])
-    p.add_argument("--scale", type=int, default=2)
+    p.add_argument("--scale", type=scale_factor, default=2)
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("train", help="train a learned model with a preset (resumable)")
@@ -262,8 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val", nargs="+", required=True, type=Path, help="validation .npz files")
     p.add_argument("--out", required=True, type=Path, help="checkpoint folder")
     p.add_argument("--weights-name", help="shipped weights to start from (init: shipped)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--device", default="auto", type=device_choice)
+    p.add_argument("--threads", type=positive_int)
     p.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="dataset information").add_subparsers(
@@ -279,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument("--name", action="append", help="shipped weights (default: all)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto", type=device_choice)
     p.set_defaults(func=cmd_measure_weights)
 
     p = sub.add_parser("ship-weights", help="copy a best checkpoint into the package + card")
@@ -291,12 +437,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--command-line", help="how the checkpoint was made (for the card)")
     p.add_argument("--device", default="2 CPU cores", help="where it was trained (for the card)")
     p.set_defaults(func=cmd_ship_weights)
+    for command in [*sub.choices.values(), *data.choices.values()]:
+        if command is not sub.choices["data"]:  # --debug after the command, too
+            command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; errors end as one line on stderr and a status (see the module doc)."""
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    prog = " ".join(["rrlsrn", args.command, getattr(args, "data_command", "")]).strip()
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print(f"{prog}: interrupted; nothing half-written was left", file=sys.stderr)
+        return INTERRUPTED
+    except Exception as error:  # noqa: BLE001 - every error ends as one line unless --debug
+        if args.debug:
+            raise
+        print(f"{prog}: {error_line(error)}", file=sys.stderr)
+        return 1
+
+
+def error_line(error: Exception) -> str:
+    """One line for an error: the message of a user error; type and a hint otherwise."""
+    from rrlsrn.checkpoint import CheckpointError
+
+    message = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, ValueError | OSError | CheckpointError | KeyError):
+        return message
+    return f"{type(error).__name__}: {message} (rerun with --debug for the traceback)"
 
 
 if __name__ == "__main__":

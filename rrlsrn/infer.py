@@ -77,6 +77,8 @@ def run_model(
     if batch_size is None:
         # Measured on 2 CPU cores: batches above 2 are slower per slice (cache pressure).
         batch_size = 32 if device.type == "cuda" else 1
+    if batch_size < 1:
+        raise ValueError(f"batch size must be a positive integer, got {batch_size}")
     for start in range(0, len(lr), batch_size):
         x = lr[start : start + batch_size, None].to(device)
         x = x.contiguous(memory_format=torch.channels_last)

@@ -32,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from rrlsrn.checkpoint import load_model
-from rrlsrn.data.prepare import intensity_range, resolve_slice_axis
+from rrlsrn.data.prepare import describe_slicing, intensity_range, resolve_slice_axis
 from rrlsrn.infer import run_model
 from rrlsrn.io import atomic_path, load_nifti
 from rrlsrn.steps import device_name
@@ -162,11 +162,37 @@ def super_resolve_stack(
     return out
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same resolved path, a link, or a hard link."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_writable(output: Path) -> None:
+    """Refuse an output whose folder cannot be made or written, before any compute."""
+    if output.is_dir():
+        raise UpscaleError(f"{output} is a folder; name an output .nii or .nii.gz file")
+    ancestor = output.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UpscaleError(f"{output}: cannot write there, {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UpscaleError(f"{output}: cannot write there, {ancestor} is not writable")
+
+
 def _check_output(output: Path, overwrite: bool) -> None:
     if nifti_suffix(output) is None:
         raise UpscaleError(f"{output}: the output must be a .nii or .nii.gz file")
+    _check_writable(output)
     if output.exists() and not overwrite:
-        raise UpscaleError(f"{output} exists; pass --overwrite to replace it")
+        raise UpscaleError(
+            f"{output} exists; pass --overwrite to replace it (or --skip-existing to keep it)"
+        )
 
 
 def _read_mask(mask: Path, img: nib.Nifti1Image, data: np.ndarray, source: Path) -> np.ndarray:
@@ -201,9 +227,12 @@ def upscale_volume(
     source, output = Path(source), Path(output)
     _check_output(output, overwrite)
     passes = cascade_passes(scale, upscaler.model_scale)
+    torch_device = pick_device(device)
     img, data = load_nifti(source)
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    slice_axis = resolve_slice_axis(axis, zooms, source)
+    slice_axis = resolve_slice_axis(axis, data.shape, zooms, source)
+    if axis == "auto" and progress:
+        print(f"{source}: {describe_slicing(data.shape, slice_axis)}; --axis to change")
     in_plane = [a for a in range(3) if a != slice_axis]
     _, high = intensity_range(data, source=source)
     stack = np.moveaxis(data, slice_axis, 0) / high
@@ -211,7 +240,6 @@ def upscale_volume(
     if mask is not None:
         inside = np.moveaxis(_read_mask(Path(mask), img, data, source), slice_axis, 0)
     keep = inside.any(axis=(1, 2)) if inside is not None else None
-    torch_device = pick_device(device)
     start = time.perf_counter()
     sr = super_resolve_stack(stack, upscaler, passes, torch_device, batch_size, keep, progress)
     seconds = time.perf_counter() - start
@@ -249,12 +277,68 @@ def upscale_jobs(source: str | os.PathLike, output: str | os.PathLike) -> list[t
         raise UpscaleError(f"{source}: no such file or folder")
     if not source.is_dir():
         return [(source, output)]
-    if output.exists() and not output.is_dir():
-        raise UpscaleError(f"{output}: the input is a folder, so the output must be one too")
+    if (output.exists() and not output.is_dir()) or nifti_suffix(output):
+        raise UpscaleError(
+            f"{output}: the input {source} is a folder, so the output must be a folder, "
+            "not a file name"
+        )
     inputs = sorted(p for p in source.iterdir() if p.is_file() and nifti_suffix(p))
     if not inputs:
         raise UpscaleError(f"{source}: the folder holds no .nii / .nii.gz files")
     return [(p, output / p.name) for p in inputs]
+
+
+@dataclass(frozen=True)
+class UpscalePlan:
+    """What a run will do, decided before any compute: the jobs, and the outputs kept."""
+
+    jobs: list[tuple[Path, Path]]
+    skipped: list[Path]
+    folder: bool
+
+
+def plan_upscale(
+    source: str | os.PathLike,
+    output: str | os.PathLike,
+    mask: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    skip_existing: bool = False,
+) -> UpscalePlan:
+    """Check every output path before any compute; raise :class:`UpscaleError` if one is bad.
+
+    An output may never be an input (or the mask), through a link or a hard link either:
+    ``--overwrite`` would destroy the scan.  Existing outputs are refused, replaced
+    (``overwrite``) or kept and skipped (``skip_existing``, to resume a folder).
+    """
+    if overwrite and skip_existing:
+        raise UpscaleError("give --overwrite or --skip-existing, not both")
+    jobs = upscale_jobs(source, output)
+    folder = Path(source).is_dir()
+    if mask is not None and folder:
+        raise UpscaleError(f"{source}: --mask applies to one volume, not a folder")
+    protected = [src for src, _ in jobs] + ([Path(mask)] if mask is not None else [])
+    todo, skipped = [], []
+    for src, out in jobs:
+        clash = next((p for p in protected if _same_file(out, p)), None)
+        if clash is not None:
+            raise UpscaleError(
+                f"{out}: the output is the input {clash}; writing it would destroy the "
+                "input, so choose another output path"
+            )
+        if skip_existing and out.exists():
+            skipped.append(out)
+            continue
+        _check_output(out, overwrite)
+        todo.append((src, out))
+    return UpscalePlan(todo, skipped, folder)
+
+
+@dataclass(frozen=True)
+class UpscaleFailure:
+    """An input a folder run could not upscale, and why (the message names the file)."""
+
+    input: Path
+    reason: str
 
 
 def upscale_paths(
@@ -263,15 +347,25 @@ def upscale_paths(
     upscaler: Upscaler,
     mask: str | os.PathLike | None = None,
     overwrite: bool = False,
+    skip_existing: bool = False,
     **options,
-) -> list[UpscaleReport]:
-    """Upscale one volume or a folder of them; every output path is checked first."""
-    jobs = upscale_jobs(source, output)
-    if mask is not None and len(jobs) > 1:
-        raise UpscaleError(f"{source}: --mask applies to one volume, not a folder")
-    for _, out in jobs:
-        _check_output(out, overwrite)
-    return [
-        upscale_volume(src, out, upscaler, mask=mask, overwrite=overwrite, **options)
-        for src, out in jobs
-    ]
+) -> tuple[list[UpscaleReport], list[UpscaleFailure], list[Path]]:
+    """Upscale one volume or a folder of them: (reports, failures, outputs skipped).
+
+    Every output path is checked first (:func:`plan_upscale`).  One volume: a bad input
+    raises.  A folder: a bad input is recorded and the others still run, so one broken
+    file does not leave the folder half converted; the caller lists the failures.
+    """
+    plan = plan_upscale(source, output, mask, overwrite, skip_existing)
+    pick_device(options.get("device", "auto"))  # an unusable device fails before any work
+    reports, failures = [], []
+    for src, out in plan.jobs:
+        try:
+            reports.append(
+                upscale_volume(src, out, upscaler, mask=mask, overwrite=overwrite, **options)
+            )
+        except ValueError as error:  # UpscaleError, VolumeError: bad input, named
+            if not plan.folder:
+                raise
+            failures.append(UpscaleFailure(src, str(error)))
+    return reports, failures, plan.skipped

@@ -1,7 +1,7 @@
 """PSNR / SSIM of a user's SR volume against an HR volume, with the suite's conventions.
 
 The same steps as the benchmark (``rrlsrn evaluate``): slices along the slice axis (auto:
-as :func:`rrlsrn.data.prepare.choose_slice_axis`), both volumes divided by the HR
+as :func:`rrlsrn.data.prepare.choose_slice_axis`, the one rule), both volumes divided by the HR
 volume's ``[0, p99.5]`` range and clipped to [0, 1] (peak 1), a border of ``shave``
 pixels left out, slices whose mask covers less than ``min_mask_fraction`` dropped, the
 metrics of :func:`rrlsrn.metrics.evaluate_slices` per slice, then their mean and SD.
@@ -57,6 +57,10 @@ def compare_volumes(
 ) -> VolumeComparison:
     """Per-slice PSNR / SSIM of ``sr_path`` against ``hr_path`` (same grid required)."""
     hr_path, sr_path = Path(hr_path), Path(sr_path)
+    if shave < 0:
+        raise ValueError(f"shave must be 0 or more pixels, got {shave}")
+    if not 0 <= min_mask_fraction <= 1:
+        raise ValueError(f"min_mask_fraction must be in [0, 1], got {min_mask_fraction}")
     hr_img, hr = load_nifti(hr_path)
     sr_img, sr = load_nifti(sr_path)
     if sr.shape != hr.shape:
@@ -65,7 +69,7 @@ def compare_volumes(
             "resample the SR volume onto the HR grid first"
         )
     zooms = tuple(float(z) for z in hr_img.header.get_zooms()[:3])
-    slice_axis = resolve_slice_axis(axis, zooms, hr_path)
+    slice_axis = resolve_slice_axis(axis, hr.shape, zooms, hr_path)
     low, high = intensity_range(hr, source=hr_path)
     hr01 = np.clip((hr - low) / (high - low), 0, 1)
     sr01 = np.clip((sr - low) / (high - low), 0, 1)

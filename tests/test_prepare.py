@@ -14,9 +14,11 @@ from rrlsrn.data.embedded import ADULT_SPLIT, ADULT_T1, EMBEDDED_ROOT, embedded_
 from rrlsrn.data.prepare import (
     SliceOptions,
     choose_slice_axis,
+    describe_slicing,
     foreground_mask,
     normalise_intensities,
     prepare_volume,
+    resolve_slice_axis,
 )
 from rrlsrn.io import VolumeError
 
@@ -24,28 +26,41 @@ from rrlsrn.io import VolumeError
 
 
 @pytest.mark.parametrize(
-    "zooms, axis",
+    "shape, zooms, axis",
     [
-        # thick-slice stack along z: removing axis 2 leaves the isotropic 1 x 1 mm plane
-        ((1.0, 1.0, 3.0), 2),
-        # thick slices along x: removing axis 0 leaves 1 x 1 mm
-        ((3.0, 1.0, 1.0), 0),
-        # ds000011 T1: removing axis 0 leaves 1.333 x 1.333 (anisotropy 0), whereas axes 1
-        # and 2 leave 1.0 x 1.333 (anisotropy 0.25)
-        ((1.0, 1.333, 1.333), 0),
-        # ds002748 T1: removing axis 2 leaves 0.868 x 0.868 (0); the others 0.868 x 1.0 (0.132)
-        ((0.868, 0.868, 1.0), 2),
+        # 1. a size-1 axis is the slice axis, whatever the spacings
+        ((64, 64, 1), (1.0, 1.0, 1.0), 2),
+        ((1, 64, 64), (1.0, 1.0, 3.0), 0),
+        # 2. the thickest spacing: a thick-slice stack along z, or along x
+        ((320, 320, 22), (1.125, 1.125, 3.3), 2),
+        ((22, 256, 256), (3.0, 1.0, 1.0), 0),
+        # ds002748 T1: 1.0 mm > 0.868 mm, so axial slices of 288 x 288
+        ((288, 288, 181), (0.868, 0.868, 1.0), 2),
+        # 3. ties within 1 % go to the fewest voxels: 255 x 255 x 10 at 1 mm slices axis 2
+        ((255, 255, 10), (1.0, 1.0, 1.0), 2),
+        ((10, 255, 255), (1.0, 1.0, 1.0), 0),
+        ((255, 10, 255), (1.0, 1.005, 0.999), 1),  # 1.005 and 0.999 are within 1 % of 1.005
+        # ... and not beyond 1 %: 1.02 is thicker, whatever the voxel counts
+        ((10, 255, 255), (1.0, 1.02, 1.0), 1),
+        # ds000011 T1: axes 1 and 2 tie at 1.333 mm and 192 voxels; the lower index wins
+        ((160, 192, 192), (1.0, 1.333, 1.333), 1),
     ],
 )
-def test_choose_slice_axis(zooms, axis):
-    assert choose_slice_axis(zooms) == axis
+def test_choose_slice_axis(shape, zooms, axis):
+    assert choose_slice_axis(shape, zooms) == axis
 
 
-def test_choose_slice_axis_tie_goes_to_the_thickest_axis():
-    # isotropic: every axis leaves a 1 x 1 plane, ties broken by -zoom -> all equal -> axis 0
-    assert choose_slice_axis((1.0, 1.0, 1.0)) == 0
-    # (2, 2, 2.0001) vs ... : removing axis 0 leaves (2, 2.0001), axis 2 leaves (2, 2) -> 2
-    assert choose_slice_axis((2.0, 2.0, 2.0001)) == 2
+def test_describe_slicing_names_the_axis_count_and_plane():
+    assert describe_slicing((255, 255, 10), 2) == "slicing along axis 2: 10 slices of 255×255"
+    assert describe_slicing((22, 256, 128), 0) == "slicing along axis 0: 22 slices of 256×128"
+
+
+def test_resolve_slice_axis_refuses_slices_that_are_not_images():
+    assert resolve_slice_axis("1", (4, 5, 6), (1.0, 1.0, 1.0)) == 1
+    with pytest.raises(ValueError, match="v.nii: slicing along axis 1 leaves slices of 64x1"):
+        resolve_slice_axis("auto", (64, 1, 1), (1.0, 1.0, 1.0), "v.nii")
+    with pytest.raises(ValueError, match="v.nii: slice axis must be auto, 0, 1 or 2, got 3"):
+        resolve_slice_axis(3, (4, 5, 6), (1.0, 1.0, 1.0), "v.nii")
 
 
 # ---------------------------------------------------------------- normalise_intensities
@@ -267,4 +282,4 @@ def test_embedded_ds002748_header_gives_axial_slices():
     assert img.shape == (288, 288, 181)
     zooms = img.header.get_zooms()[:3]
     assert zooms == pytest.approx((0.868, 0.868, 1.0), abs=1e-3)
-    assert choose_slice_axis(tuple(float(z) for z in zooms)) == 2
+    assert choose_slice_axis(img.shape, tuple(float(z) for z in zooms)) == 2

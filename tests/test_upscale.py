@@ -219,62 +219,28 @@ def leftovers(folder):
     return sorted(p.name for p in folder.iterdir() if ".tmp" in p.name)
 
 
-def upscale_fails(tmp_path, args, message, capsys=None):
-    with pytest.raises(SystemExit) as excinfo:
-        main(["upscale", *map(str, args), "--quiet"])
-    assert message in str(excinfo.value), str(excinfo.value)
-    assert not (tmp_path / "out.nii.gz").exists() and not leftovers(tmp_path)
+# Refusals (same file, bad values, unreadable input, ...) are rows of tests/test_bad_input.py.
 
 
-def test_a_file_that_is_not_nifti_is_refused_naming_it(tmp_path):
-    (tmp_path / "scan.nii.gz").write_bytes(b"this is not a NIfTI file")
-    upscale_fails(tmp_path, [tmp_path / "scan.nii.gz", tmp_path / "out.nii.gz"], "scan.nii.gz")
-    np.save(tmp_path / "scan.npy", np.zeros((4, 4, 4)))
-    upscale_fails(
-        tmp_path, [tmp_path / "scan.npy", tmp_path / "out.nii.gz"], "cannot read as NIfTI"
-    )
-
-
-def test_4d_input_is_refused(tmp_path):
-    nib.save(
-        nib.Nifti1Image(np.ones((8, 8, 2, 3), np.float32), np.eye(4)), str(tmp_path / "4d.nii.gz")
-    )
-    upscale_fails(
-        tmp_path, [tmp_path / "4d.nii.gz", tmp_path / "out.nii.gz"], "expected a 3D volume"
-    )
-
-
-def test_nan_voxels_are_refused_with_their_count(tmp_path):
-    data = np.ones((8, 8, 2), np.float32)
-    data[1, 2, 0] = data[3, 3, 1] = np.nan
-    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "nan.nii.gz"))
-    upscale_fails(tmp_path, [tmp_path / "nan.nii.gz", tmp_path / "out.nii.gz"], "2 voxels are NaN")
-
-
-def test_a_scale_the_weights_cannot_make_is_refused(tmp_path):
-    source = crop_of_the_fetal_sample(tmp_path / "in.nii.gz")
-    upscale_fails(tmp_path, [source, tmp_path / "out.nii.gz", "--scale", "3"], "not x3")
-
-
-def test_an_existing_output_is_kept_unless_overwrite(tmp_path):
+def test_overwrite_replaces_an_earlier_output(tmp_path):
     source = crop_of_the_fetal_sample(tmp_path / "in.nii.gz")
     out = tmp_path / "result.nii.gz"
     out.write_bytes(b"earlier result")
-    with pytest.raises(SystemExit, match="result.nii.gz exists; pass --overwrite"):
-        main(["upscale", str(source), str(out), "--quiet"])
-    assert out.read_bytes() == b"earlier result"
     assert main(["upscale", str(source), str(out), "--quiet", "--overwrite"]) == 0
     assert nib.load(str(out)).shape == (128, 96, 3)
 
 
-def test_a_mask_on_another_grid_is_refused(tmp_path):
-    source = crop_of_the_fetal_sample(tmp_path / "in.nii.gz")
-    nib.save(nib.Nifti1Image(np.ones((10, 10, 3), np.uint8), np.eye(4)), str(tmp_path / "m.nii.gz"))
-    upscale_fails(
-        tmp_path,
-        [source, tmp_path / "out.nii.gz", "--mask", tmp_path / "m.nii.gz"],
-        "m.nii.gz: mask shape (10, 10, 3) does not match",
-    )
+def test_auto_axis_on_isotropic_voxels_slices_the_fewest_voxels_and_says_so(tmp_path, capsys):
+    # 1 mm isotropic 40 x 40 x 6: the old rule sliced axis 0 (40 slices of 40 x 6)
+    data = np.asarray(nib.load(str(FETAL)).dataobj)[120:160, 120:160, 8:14]
+    nib.save(nib.Nifti1Image(data, np.eye(4)), str(tmp_path / "iso.nii.gz"))
+    assert main(["upscale", str(tmp_path / "iso.nii.gz"), str(tmp_path / "x2.nii.gz")]) == 0
+    assert nib.load(str(tmp_path / "x2.nii.gz")).shape == (80, 80, 6)
+    assert "slicing along axis 2: 6 slices of 40×40; --axis to change" in capsys.readouterr().out
+    # a single slice: its size-1 axis is the slice axis
+    nib.save(nib.Nifti1Image(data[:, :, :1], np.eye(4)), str(tmp_path / "one.nii.gz"))
+    assert main(["upscale", str(tmp_path / "one.nii.gz"), str(tmp_path / "one2.nii.gz")]) == 0
+    assert nib.load(str(tmp_path / "one2.nii.gz")).shape == (80, 80, 1)
 
 
 def test_a_failure_mid_volume_leaves_no_output(tmp_path, upscaler, monkeypatch):
@@ -287,13 +253,6 @@ def test_a_failure_mid_volume_leaves_no_output(tmp_path, upscaler, monkeypatch):
     with pytest.raises(RuntimeError, match="out of memory"):
         up.upscale_volume(source, tmp_path / "out.nii.gz", upscaler, progress=False)
     assert not (tmp_path / "out.nii.gz").exists() and not leftovers(tmp_path)
-
-
-def test_unknown_shipped_weights_list_what_ships(tmp_path):
-    source = crop_of_the_fetal_sample(tmp_path / "in.nii.gz")
-    upscale_fails(
-        tmp_path, [source, tmp_path / "out.nii.gz", "--model", "nope"], "shipped: ['fsrcnn'"
-    )
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

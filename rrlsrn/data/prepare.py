@@ -1,7 +1,7 @@
 """Turn a 3D volume into the per-subject slice file every method reads.
 
-A volume is cut into 2D slices along one axis (``auto``: the axis whose removal leaves
-the most isotropic in-plane grid, i.e. the in-plane of thick-slice stacks), normalised
+A volume is cut into 2D slices along one axis (``auto``: :func:`choose_slice_axis`, the
+thickest axis, i.e. the through-plane of thick-slice stacks), normalised
 per volume to [0, 1] with a robust percentile clip, cropped to a multiple of the scale,
 given a brain / head mask, stripped of (nearly) empty slices and, optionally, thinned to
 every n-th slice (adjacent 1 mm slices add little but run time).
@@ -33,14 +33,31 @@ class SliceOptions:
     slice_step: int = 1  # keep every n-th of the non-empty slices
 
 
-def choose_slice_axis(zooms: tuple[float, ...]) -> int:
-    """The slicing axis whose in-plane spacings are most alike (ties: thickest axis)."""
+SPACING_TIE = 0.01  # spacings within 1 % of the thickest count as equally thick
 
-    def key(axis: int) -> tuple[float, float]:
-        a, b = (zooms[i] for i in range(3) if i != axis)
-        return (abs(a - b) / max(a, b), -zooms[axis])
 
-    return min(range(3), key=key)
+def choose_slice_axis(shape: tuple[int, ...], zooms: tuple[float, ...]) -> int:
+    """The slice axis of a 3D volume: the one rule of the workflow, upscale and evaluate.
+
+    1. an axis of size 1 is the slice axis (a single slice);
+    2. otherwise the axis with the thickest spacing (a thick-slice stack's through-plane);
+    3. on ties (spacings within 1 % of the thickest), the axis with the fewest voxels
+       (on 1 mm isotropic data, the acquisition's slice direction), then the lowest index.
+    """
+    if len(shape) < 3 or len(zooms) < 3:
+        raise ValueError(f"need a 3D shape and voxel size, got {shape} and {zooms}")
+    singletons = [a for a in range(3) if shape[a] == 1]
+    if singletons:
+        return singletons[0]
+    thickest = max(zooms[:3])
+    tied = [a for a in range(3) if zooms[a] >= thickest * (1 - SPACING_TIE)]
+    return min(tied, key=lambda a: (shape[a], a))
+
+
+def describe_slicing(shape: tuple[int, ...], axis: int) -> str:
+    """``"slicing along axis 2: 10 slices of 255×255"`` (printed when ``auto`` chose it)."""
+    plane = "×".join(str(shape[a]) for a in range(3) if a != axis)
+    return f"slicing along axis {axis}: {shape[axis]} slices of {plane}"
 
 
 def intensity_range(
@@ -60,12 +77,28 @@ def intensity_range(
 
 
 def resolve_slice_axis(
-    axis: str | int, zooms: tuple[float, ...], source: str | os.PathLike = "volume"
+    axis: str | int,
+    shape: tuple[int, ...],
+    zooms: tuple[float, ...],
+    source: str | os.PathLike = "volume",
 ) -> int:
-    """``axis`` as 0, 1 or 2; ``"auto"`` picks :func:`choose_slice_axis` from ``zooms``."""
-    resolved = choose_slice_axis(zooms) if axis == "auto" else int(axis)
-    if resolved not in (0, 1, 2):
+    """``axis`` as 0, 1 or 2; ``"auto"`` picks :func:`choose_slice_axis`.
+
+    The slices must be images: both in-plane axes need at least 2 voxels.
+    """
+    if axis == "auto":
+        resolved = choose_slice_axis(shape, zooms)
+    elif str(axis) in ("0", "1", "2"):
+        resolved = int(axis)
+    else:
         raise ValueError(f"{source}: slice axis must be auto, 0, 1 or 2, got {axis!r}")
+    small = [a for a in range(3) if a != resolved and shape[a] < 2]
+    if small:
+        raise ValueError(
+            f"{source}: slicing along axis {resolved} leaves slices of "
+            f"{'x'.join(str(shape[a]) for a in range(3) if a != resolved)} voxels; "
+            f"each in-plane axis needs at least 2"
+        )
     return resolved
 
 
@@ -107,7 +140,7 @@ def prepare_volume(
     """
     path = Path(path)
     volume, _, zooms = load_volume(path)
-    axis = resolve_slice_axis(options.axis, zooms, path)
+    axis = resolve_slice_axis(options.axis, volume.shape, zooms, path)
     image, low, high = normalise_intensities(volume, options.upper_percentile, path)
     if mask_path is not None:
         mask, _, _ = load_volume(mask_path)

@@ -74,9 +74,31 @@ def _high_range(clips: pd.Series) -> str:
     return f"{min(highs):.4g}-{max(highs):.4g}"
 
 
+SUMMARY_COLUMNS = (
+    "dataset",
+    "role",
+    "unit",
+    "slices",
+    "slice_shape",
+    "spacing_mm",
+    "intensity_clip",
+    "mask_fraction",
+)
+
+
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
-    """Load a manifest TSV written by the workflow."""
+    """Load a manifest TSV written by the workflow; a clear error names a bad file."""
     try:
-        return pd.read_csv(Path(path), sep="\t")
+        table = pd.read_csv(Path(path), sep="\t", dtype={"unit": str, "slice_shape": str})
     except Exception as exc:
         raise ValueError(f"{path}: cannot read manifest: {exc}") from exc
+    missing = [c for c in SUMMARY_COLUMNS if c not in table.columns]
+    if missing:
+        raise ValueError(f"{path}: not a manifest written by the workflow: no {missing} columns")
+    try:
+        table["slices"].astype(int)
+        table["mask_fraction"].astype(float)
+        [float(str(c).strip("[]").split(",")[1]) for c in table["intensity_clip"]]
+    except (ValueError, IndexError, TypeError) as exc:
+        raise ValueError(f"{path}: manifest values are garbled: {exc}") from exc
+    return table
