@@ -12,7 +12,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -33,28 +33,24 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def positive_int(text: str) -> int:
-    """An integer of at least 1 (``--batch``, ``--threads``)."""
-    value = _integer(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def integer_at_least(minimum: int, wording: str) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum``, else "must be <wording>"."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {wording}, got {text}")
+        return value
+
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    """An integer of at least 0 (``--shave``)."""
-    value = _integer(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
-    return value
-
-
-def scale_factor(text: str) -> int:
-    """An integer upscaling factor of at least 2."""
-    value = _integer(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"must be an integer of at least 2, got {text}")
-    return value
+positive_int = integer_at_least(1, "a positive integer")  # --batch, --threads
+non_negative_int = integer_at_least(0, "0 or a positive integer")  # --shave
+scale_factor = integer_at_least(2, "an integer of at least 2")  # --scale
 
 
 def fraction(text: str) -> float:
@@ -73,13 +69,6 @@ def device_choice(text: str) -> str:
     if not DEVICE_PATTERN.fullmatch(text):
         raise argparse.ArgumentTypeError(f"must be auto, cpu, cuda or cuda:N, got {text!r}")
     return text
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
 def check_device(device: str) -> None:
