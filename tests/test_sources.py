@@ -34,6 +34,36 @@ def test_folder_source_errors_say_what_to_put_where(tmp_path):
         list_volumes({"source": "folder", "path": str(tmp_path)})
 
 
+def test_folder_source_takes_only_nifti_names(tmp_path):
+    write_nifti(tmp_path / "a.nii.gz")
+    (tmp_path / "b.nii.gz.part").write_bytes(b"half a download")
+    (tmp_path / "notes.nii.txt").write_text("x")
+    assert list(list_volumes({"source": "folder", "path": str(tmp_path)})) == ["a"]
+
+
+@pytest.mark.parametrize("name", ["b.nii.gz.part", "notes.nii.txt"])
+def test_folder_of_no_nifti_names_the_files_it_ignored(tmp_path, name):
+    (tmp_path / name).write_text("x")
+    with pytest.raises(FileNotFoundError, match=rf"holds no NIfTI volume.*ignored: {name}"):
+        list_volumes({"source": "folder", "path": str(tmp_path)})
+
+
+def test_folder_with_unreadable_nifti_is_refused_naming_every_bad_file(tmp_path):
+    write_nifti(tmp_path / "good.nii.gz")
+    write_nifti(tmp_path / "good_mask.nii.gz")
+    (tmp_path / "a.nii.gz").write_bytes(b"")
+    (tmp_path / "c.nii").write_bytes(b"not a header" * 40)
+    with pytest.raises(ValueError, match="2 unreadable NIfTI files") as info:
+        list_volumes({"source": "folder", "path": str(tmp_path)})
+    message = str(info.value)
+    assert "a.nii.gz (empty file)" in message and "c.nii (" in message
+    assert "good" not in message.replace(str(tmp_path), "")
+    # a mended file is read again (the header check is cached by size and time)
+    write_nifti(tmp_path / "a.nii.gz")
+    (tmp_path / "c.nii").unlink()
+    assert list(list_volumes({"source": "folder", "path": str(tmp_path)})) == ["a", "good"]
+
+
 def test_unknown_subjects_and_collections_are_named(tmp_path):
     write_nifti(tmp_path / "a.nii.gz")
     with pytest.raises(ValueError, match=r"\['zz'\]"):
@@ -88,6 +118,11 @@ def test_fetal_bids_folder_finds_stacks_and_masks(tmp_path):
     assert {v.person for v in volumes.values()} == {"sub-07"}
     with pytest.raises(FileNotFoundError, match="BIDS-style"):
         list_volumes({"source": "fetal", "path": str(tmp_path / "missing")})
+    (anat / "sub-07_run-3_T2w.nii.gz.part").write_bytes(b"")  # not a stack
+    assert len(list_volumes({"source": "fetal", "path": str(tmp_path)})) == 2
+    (masks / "sub-07_run-1_T2w_desc-brain_mask.nii.gz").write_bytes(b"")
+    with pytest.raises(ValueError, match="sub-07_run-1_T2w_desc-brain_mask.nii.gz"):
+        list_volumes({"source": "fetal", "path": str(tmp_path)})
 
 
 def test_kirby21_splits_through_the_pipeline():

@@ -7,6 +7,8 @@ says who was scanned, so that splits can keep every scan of one person together.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,40 @@ class Volume:
     person: str | None = None
 
 
+def _is_nifti(path: Path) -> bool:
+    return path.is_file() and path.name.endswith(NIFTI_SUFFIXES)
+
+
+@functools.cache
+def _header_problem(path: str, size: int, mtime_ns: int) -> str | None:
+    """Why the NIfTI header of ``path`` cannot be read, or None (cached per size and time)."""
+    if size == 0:
+        return "empty file"
+    import nibabel as nib  # here: a Snakemake start that plans no folder needs none
+
+    try:
+        nib.load(path)  # reads the header only; the voxels are read when prepared
+    except Exception as error:  # nibabel raises ImageFileError, gzip, zlib and header errors
+        return f"{type(error).__name__}: {error}".splitlines()[0]
+    return None
+
+
+def check_nifti_headers(root: Path, paths: Iterable[Path]) -> None:
+    """Raise ``ValueError`` naming every file of ``paths`` whose NIfTI header is unreadable."""
+    problems = []
+    for path in paths:
+        stat = path.stat()
+        problem = _header_problem(str(path), stat.st_size, stat.st_mtime_ns)
+        if problem:
+            problems.append(f"{path.relative_to(root)} ({problem})")
+    if problems:
+        raise ValueError(
+            f"folder {root} holds {len(problems)} unreadable NIfTI "
+            f"file{'s' if len(problems) > 1 else ''}: "
+            f"{'; '.join(problems)}. Replace or remove them (an interrupted copy?)"
+        )
+
+
 def _strip_nifti(name: str) -> str:
     for suffix in NIFTI_SUFFIXES:
         if name.endswith(suffix):
@@ -61,12 +97,16 @@ def embedded_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
     if collection == "adult":
         return {s: Volume(EMBEDDED_ROOT / p, None, s) for s, p in ADULT_T1.items()}
     if collection == "fetal":
-        return bids_stacks(EMBEDDED_ROOT / "mialsrtk-sub-01")
+        return bids_stacks(EMBEDDED_ROOT / "mialsrtk-sub-01", check_headers=False)
     raise ValueError(f"unknown embedded collection {collection!r}; use 'adult' or 'fetal'")
 
 
 def folder_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
-    """Any folder of NIfTI volumes; masks matched by ``mask_suffix`` (e.g. ``_mask``)."""
+    """Any folder of NIfTI volumes; masks matched by ``mask_suffix`` (e.g. ``_mask``).
+
+    Only ``.nii`` / ``.nii.gz`` files count (``a.nii.gz.part`` does not); every header is
+    read when the workflow plans, so an empty or broken file stops it, named.
+    """
     root = Path(spec["path"]).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(
@@ -75,7 +115,10 @@ def folder_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
             f"<volume>{spec.get('mask_suffix', '_mask')}.nii.gz beside them"
         )
     suffix = spec.get("mask_suffix", "_mask")
-    files = sorted(p for p in root.glob(spec.get("pattern", "*.nii*")) if p.is_file())
+    pattern = spec.get("pattern", "*.nii*")
+    matched = sorted(root.glob(pattern))
+    files = [p for p in matched if _is_nifti(p)]
+    check_nifti_headers(root, files)
     stems = {_strip_nifti(p.name): p for p in files}
     volumes = {}
     for stem, path in stems.items():
@@ -84,18 +127,21 @@ def folder_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
         mask = next((stems[m] for m in [stem + suffix] if m in stems), None)
         volumes[stem] = Volume(path, mask, stem)
     if not volumes:
+        others = [p.name for p in matched if p not in files]
         raise FileNotFoundError(
-            f"dataset folder {root} holds no NIfTI volume matching {spec.get('pattern', '*.nii*')}"
+            f"dataset folder {root} holds no NIfTI volume ({' / '.join(NIFTI_SUFFIXES)}) "
+            f"matching {pattern}" + (f"; not NIfTI, ignored: {', '.join(others)}" if others else "")
         )
     return volumes
 
 
-def bids_stacks(root: Path, suffix: str = "T2w") -> dict[str, Volume]:
+def bids_stacks(root: Path, suffix: str = "T2w", check_headers: bool = True) -> dict[str, Volume]:
     """Stacks ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` of a BIDS folder with their masks.
 
     Masks are looked up as ``derivatives/*/sub-*/.../<stack>_desc-brain_mask.nii[.gz]``.
     The unit id is the file name without suffix (``sub-01_run-1``); the person is the
-    ``sub-`` entity.
+    ``sub-`` entity.  Headers are read as in :func:`folder_volumes` (unless
+    ``check_headers`` is false: the shipped stacks).
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -104,12 +150,15 @@ def bids_stacks(root: Path, suffix: str = "T2w") -> dict[str, Volume]:
             f"(sub-XX/anat/sub-XX_run-N_{suffix}.nii.gz; optional masks under "
             f"derivatives/<name>/sub-XX/anat/sub-XX_run-N_{suffix}_desc-brain_mask.nii.gz)"
         )
-    masks = {
-        _strip_nifti(p.name).removesuffix("_desc-brain_mask"): p
-        for p in (root / "derivatives").glob("*/sub-*/**/*_desc-brain_mask.nii*")
-    }
+    mask_files = [
+        p for p in (root / "derivatives").glob("*/sub-*/**/*_desc-brain_mask.nii*") if _is_nifti(p)
+    ]
+    stacks = sorted(p for p in root.glob(f"sub-*/**/anat/*_{suffix}.nii*") if _is_nifti(p))
+    if check_headers:
+        check_nifti_headers(root, [*stacks, *mask_files])
+    masks = {_strip_nifti(p.name).removesuffix("_desc-brain_mask"): p for p in mask_files}
     volumes = {}
-    for path in sorted(root.glob(f"sub-*/**/anat/*_{suffix}.nii*")):
+    for path in stacks:
         stem = _strip_nifti(path.name)
         unit = stem.removesuffix(f"_{suffix}")
         volumes[unit] = Volume(path, masks.get(stem), unit.split("_")[0])
