@@ -1,8 +1,9 @@
-"""What the workflow computes, derived from the validated config (no Snakemake imports).
+"""What the workflow computes, derived from the config, and its checks (no Snakemake imports).
 
-The Snakefile's input functions call these, so the logic is importable and tested.  This
-module stays light (no torch) because every Snakemake start imports it; the work of
-each rule lives in :mod:`rrlsrn.steps`.
+The Snakefile checks the config with these before it plans any job (a mistake stops it
+with a one-line :class:`ConfigError`), and its input functions call them, so the logic is
+importable and tested.  This module stays light (no torch) because every Snakemake start
+imports it; the work of each rule lives in :mod:`rrlsrn.steps`.
 """
 
 from __future__ import annotations
@@ -11,12 +12,19 @@ import contextlib
 import csv
 import io
 import os
-from collections.abc import Iterator
+import re
+import reprlib
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import yaml
 
 from rrlsrn.data.sources import Volume, default_split, list_volumes
 from rrlsrn.io import write_text_atomic
+
+if TYPE_CHECKING:
+    import jsonschema
 
 ROLES = ("train", "val", "test")
 # Tables 4 and 5: ablation -> (variant without the component, full model, component)
@@ -28,11 +36,159 @@ ABLATIONS = {
 PAPER_SOURCES = {"kirby21": "kirby21", "namic": "namic"}
 NULL_WORDS = ("null", "none", "~")  # ``--config lapsrn_mat=null`` arrives as a string
 EXCLUDED = "excluded"  # in no role (e.g. rescans of test subjects in a subject-disjoint split)
+# YAML 1.2 floats that PyYAML (YAML 1.1) leaves as strings: 1e-4, 5E3 (no dot)
+EXPONENT_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
+
+
+class ConfigError(ValueError):
+    """A mistake in the workflow config, told in one line; the workflow stops at parse time."""
+
+
+# ---------------------------------------------------------------- config checks
+
+
+def load_schema(path: str | os.PathLike) -> dict[str, Any]:
+    """The workflow's config schema (JSON-Schema written in YAML)."""
+    return yaml.safe_load(Path(path).read_text())
+
+
+def cli_config_values(cli_config: Mapping[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """The ``--config`` values with their nested scalars read as in a YAML config file.
+
+    Snakemake parses a top-level ``key=value`` itself (int, float, bool, else a string) but
+    a mapping or list value with YAML's BaseLoader, which leaves every nested scalar a
+    string: ``training={"overrides": {"max_steps": 3}}`` gives ``"3"``.  Here a nested
+    string becomes what YAML makes of it (``3``, ``1e-4`` -> 0.0001, ``true``, ``null``),
+    except where ``schema`` wants a string (a ``path: 2024`` stays ``"2024"``).  Top-level
+    values are returned unchanged; update the config with the result before validating.
+    """
+    return {
+        key: _yaml_leaves(value, _child_schema(schema, key))
+        for key, value in cli_config.items()
+        if isinstance(value, Mapping | list)
+    }
+
+
+def _child_schema(schema: dict[str, Any], key: str | int) -> dict[str, Any]:
+    if isinstance(key, int):
+        items = schema.get("items", {})
+        return items if isinstance(items, dict) else {}
+    if key in schema.get("properties", {}):
+        return schema["properties"][key]
+    extra = schema.get("additionalProperties", {})
+    return extra if isinstance(extra, dict) else {}
+
+
+def _yaml_leaves(value: Any, schema: dict[str, Any]) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _yaml_leaves(v, _child_schema(schema, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_yaml_leaves(v, _child_schema(schema, i)) for i, v in enumerate(value)]
+    kinds = schema.get("type", [])
+    if not isinstance(value, str) or "string" in ([kinds] if isinstance(kinds, str) else kinds):
+        return value
+    return yaml_scalar(value)
+
+
+def yaml_scalar(text: str) -> Any:
+    """``text`` read as a YAML scalar (``"3"`` -> 3, ``"1e-4"`` -> 0.0001); other text as is."""
+    if EXPONENT_FLOAT.fullmatch(text.strip()):
+        return float(text)
+    try:
+        value = yaml.safe_load(text) if text.strip() else text
+    except yaml.YAMLError:
+        return text
+    return value if value is None or isinstance(value, bool | int | float | str) else text
+
+
+def check_schema(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Raise :class:`ConfigError` with one line for the most relevant schema violation."""
+    import jsonschema  # parse time only: the jobs' ``log_to`` does not need it
+
+    errors = jsonschema.Draft202012Validator(schema).iter_errors(config)
+    error = jsonschema.exceptions.best_match(errors)
+    if error is not None:
+        raise ConfigError(schema_problem(error))
+
+
+def schema_problem(error: jsonschema.ValidationError) -> str:
+    """One line for a schema violation: where (key path), what, and the allowed keys."""
+    where = key_path(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = ", ".join(repr(k) for k in error.instance if k not in allowed)
+        place = f"in {where}" if where else "at the top level"
+        return f"config: unknown key {unknown} {place}; allowed keys: {', '.join(allowed)}"
+    message = error.message.replace(repr(error.instance), _short_repr(error.instance))
+    return f"config: {where or 'top level'}: {message}"
+
+
+def _short_repr(value: Any) -> str:
+    short = reprlib.Repr()
+    short.maxlevel, short.maxdict, short.maxlist, short.maxstring = 2, 3, 3, 40
+    return short.repr(value)
+
+
+def key_path(path: Any) -> str:
+    """``training.overrides.max_steps``, ``methods[1]``: a config key path for messages."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def check_methods(config: dict[str, Any]) -> None:
+    """Every method of ``methods`` must have an entry in ``method_specs``."""
+    known = config["method_specs"]
+    unknown = [m for m in config["methods"] if m not in known]
+    if unknown:
+        raise ConfigError(
+            f"config: methods: unknown method{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(m) for m in unknown)}; known (method_specs): {', '.join(known)}"
+        )
+
+
+def check_training(config: dict[str, Any]) -> None:
+    """The preset with each learned method's overrides must make valid training settings."""
+    from rrlsrn.settings import make_settings  # torch-free
+
+    preset = config["training"]["preset"]
+    problems: dict[str, list[str]] = {}
+    for method in learned_methods(config):
+        try:
+            make_settings(preset, method_settings(config, method))
+        except ValueError as error:
+            problems.setdefault(str(error), []).append(method)
+    if problems:
+        raise ConfigError(
+            "; ".join(
+                f"training of method{'s' if len(methods) > 1 else ''} "
+                f"{', '.join(repr(m) for m in methods)}: {problem}"
+                for problem, methods in problems.items()
+            )
+        )
+
+
+def check_config(config: dict[str, Any]) -> None:
+    """Stop on what the schema cannot see: unknown methods, training settings, datasets.
+
+    Run on the validated config (defaults filled in); raises :class:`ConfigError`.
+    """
+    check_methods(config)
+    check_training(config)
+    for dataset in config["datasets"]:
+        dataset_split(config, dataset)
+
+
+# ---------------------------------------------------------------- datasets and splits
 
 
 def dataset_volumes(config: dict[str, Any], dataset: str) -> dict[str, Volume]:
     """Unit id -> HR volume (+ mask) of a configured dataset."""
-    return list_volumes(config["datasets"][dataset])
+    try:
+        return list_volumes(config["datasets"][dataset])
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"dataset {dataset!r}: {error}") from error
 
 
 def dataset_split(config: dict[str, Any], dataset: str) -> dict[str, str]:
@@ -47,21 +203,21 @@ def dataset_split(config: dict[str, Any], dataset: str) -> dict[str, str]:
     override = spec.get("split") or {}
     unknown = sorted(set(override) - set(volumes))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"dataset {dataset!r}: the split names subjects that are not in the "
             f"dataset: {unknown}; known subjects: {sorted(volumes)}"
         )
     split = {**default_split(spec, list(volumes)), **override}
     bad = {s: r for s, r in split.items() if r not in (*ROLES, EXCLUDED)}
     if bad:
-        raise ValueError(f"dataset {dataset!r}: unknown roles {bad}; use one of {ROLES}")
+        raise ConfigError(f"dataset {dataset!r}: unknown roles {bad}; use one of {ROLES}")
     roles_of_person: dict[str, set[str]] = {}
     for unit, role in split.items():
         if role != EXCLUDED:
             roles_of_person.setdefault(volumes[unit].person or unit, set()).add(role)
     leaks = {p: sorted(r) for p, r in roles_of_person.items() if len(r) > 1}
     if leaks and spec.get("split_policy") != "paper":
-        raise ValueError(f"dataset {dataset!r}: the same person is in several roles: {leaks}")
+        raise ConfigError(f"dataset {dataset!r}: the same person is in several roles: {leaks}")
     return split
 
 

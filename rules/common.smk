@@ -1,5 +1,6 @@
 # Config validation and input functions. Logic lives in rrlsrn.pipeline.
-from snakemake.utils import validate
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config, validate
 
 import re
 
@@ -7,7 +8,17 @@ from rrlsrn import pipeline
 from rrlsrn.data import mialsrtk
 from rrlsrn.data.embedded import EMBEDDED_ROOT
 
-validate(config, schema="../schemas/config.schema.yaml")
+# A config mistake stops the workflow here, before any job, in one line.
+try:
+    SCHEMA = pipeline.load_schema(f"{workflow.basedir}/schemas/config.schema.yaml")
+    update_config(
+        config, pipeline.cli_config_values(workflow.config_settings.config, SCHEMA)
+    )
+    pipeline.check_schema(config, SCHEMA)
+    validate(config, schema="../schemas/config.schema.yaml")  # fills in the defaults
+    pipeline.check_config(config)
+except pipeline.ConfigError as error:
+    raise WorkflowError(str(error)) from None
 
 RESULTS = config["results"]
 METHODS = pipeline.enabled_methods(config, workflow.basedir)

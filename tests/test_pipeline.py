@@ -342,3 +342,126 @@ def test_slice_options_come_from_the_dataset_config_with_prepare_defaults(config
     fetal = pipeline.slice_options(config, "embedded_fetal")
     assert fetal["min_mask_fraction"] == 0.005 and fetal["slice_step"] == 1
     SliceOptions(scale=2, **fetal)  # every key is a field of SliceOptions
+
+
+# ---------------------------------------------------------------- config checks
+
+SCHEMA = pipeline.load_schema(REPO / "schemas/config.schema.yaml")
+
+
+def test_cli_nested_scalars_read_as_yaml_where_the_schema_does_not_want_a_string():
+    # what Snakemake hands over for --config 'training={...}' 'datasets={...}' ... x=3
+    cli = {
+        "training": {"preset": "smoke", "overrides": {"max_steps": "3", "lr": "1e-4"}},
+        "datasets": {"mine": {"source": "folder", "path": "2024", "slice_axis": "1"}},
+        "method_specs": {"srcnn": {"train": {"grad_clip": "null", "x": "true", "y": "a: b"}}},
+        "methods": ["bicubic", "srcnn"],
+        "scale": 2,
+        "lapsrn_mat": "null",
+    }
+    assert pipeline.cli_config_values(cli, SCHEMA) == {
+        "training": {"preset": "smoke", "overrides": {"max_steps": 3, "lr": 1e-4}},
+        "datasets": {"mine": {"source": "folder", "path": "2024", "slice_axis": 1}},
+        "method_specs": {"srcnn": {"train": {"grad_clip": None, "x": True, "y": "a: b"}}},
+        "methods": ["bicubic", "srcnn"],
+    }  # top-level values are Snakemake's own parse: left out
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("3", 3), ("-5", -5), ("0.5", 0.5), ("1e-4", 1e-4), ("2E3", 2000.0), ("true", True),
+     ("~", None), ("adam", "adam"), ("2024-01-01", "2024-01-01"), ("[1", "[1"), ("", "")],
+)  # fmt: skip
+def test_yaml_scalar(text, value):
+    assert pipeline.yaml_scalar(text) == value
+    assert type(pipeline.yaml_scalar(text)) is type(value)
+
+
+def test_the_default_config_passes_every_check(config):
+    pipeline.check_schema(config, SCHEMA)
+    pipeline.check_config(config)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            {"scael": 2},
+            "config: unknown key 'scael' at the top level; allowed keys: datasets, "
+            "degradation, evaluation, lapsrn_mat, method_specs, methods, results, scale, training",
+        ),
+        (
+            {"training": {"preset": "demo", "overrides": {}, "devic": "cpu"}},
+            "config: unknown key 'devic' in training; allowed keys: device, overrides, preset",
+        ),
+        (
+            {"training": {"preset": "fast"}},
+            "config: training.preset: 'fast' is not one of ['demo', 'paper', 'pretrain', 'smoke']",
+        ),
+        ({"methods": ["bicubic", 5]}, "config: methods[1]: 5 is not of type 'string'"),
+        ({"method_specs": {"x": {}}}, "config: method_specs.x: 'kind' is a required property"),
+        (
+            {"method_specs": {"x": {"kind": "learned"}}},
+            "config: method_specs.x: 'model' is a required property",
+        ),
+    ],
+)
+def test_schema_problems_are_one_line_naming_the_key(config, change, expected):
+    config.update(change)
+    with pytest.raises(pipeline.ConfigError) as info:
+        pipeline.check_schema(config, SCHEMA)
+    assert str(info.value) == expected
+
+
+def test_schema_problem_shortens_a_long_value(config):
+    config["datasets"] = ["x" * 50] * 100
+    with pytest.raises(pipeline.ConfigError) as info:
+        pipeline.check_schema(config, SCHEMA)
+    message = str(info.value)
+    assert message.startswith("config: datasets: ['xxx")
+    assert message.endswith("', ...] is not of type 'object'") and len(message) < 200
+
+
+def test_an_unknown_method_is_named_with_the_known_ones(config):
+    config["methods"] = ["bicubic", "rrlsnr"]
+    with pytest.raises(pipeline.ConfigError) as info:
+        pipeline.check_config(config)
+    assert str(info.value) == (
+        "config: methods: unknown method 'rrlsnr'; known (method_specs): bicubic, "
+        "cubic_spline, nmu, lrtv, srcnn, fsrcnn, rrlsrn, rrlsrn_no_gdl, "
+        "rrlsrn_bicubic_bottom, lapsrn_x2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"max_steps": -5}, "max_steps: -5 is less than the minimum of 1"),
+        ({"epochs": 3}, "unknown training setting 'epochs'; known: batch_size"),
+        ({"max_steps": "3"}, "max_steps: '3' is not of type 'integer'"),
+    ],
+)
+def test_training_overrides_are_checked_for_every_learned_method(config, overrides, words):
+    config["methods"] = ["bicubic", "srcnn", "rrlsrn"]
+    config["training"] = {"preset": "smoke", "overrides": overrides}
+    with pytest.raises(pipeline.ConfigError) as info:
+        pipeline.check_config(config)
+    assert str(info.value).startswith("training of methods 'srcnn', 'rrlsrn': training preset")
+    assert words in str(info.value)
+
+
+def test_a_method_train_dict_is_checked_for_that_method_only(config):
+    config["methods"] = ["srcnn", "rrlsrn"]
+    config["method_specs"]["srcnn"]["train"] = {"gdl_weight": -1}
+    with pytest.raises(pipeline.ConfigError, match="^training of method 'srcnn': .*gdl_weight"):
+        pipeline.check_config(config)
+    config["methods"] = ["bicubic", "rrlsrn"]  # srcnn is not in the run: not checked
+    pipeline.check_config(config)
+
+
+def test_a_dataset_problem_names_the_dataset(config, tmp_path):
+    (tmp_path / "a.nii.gz").write_bytes(b"")
+    config["datasets"] = {"mine": {"source": "folder", "path": str(tmp_path)}}
+    with pytest.raises(pipeline.ConfigError, match=r"^dataset 'mine': .*a\.nii\.gz \(empty file\)"):
+        pipeline.check_config(config)
+
