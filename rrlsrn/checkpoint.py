@@ -5,12 +5,20 @@ values, so it loads with ``torch.load(weights_only=True)``.  Keys:
 
 ``format`` (int), ``model_name`` (registry name), ``model_kwargs`` (dict), ``model``
 (state dict) and, in training checkpoints, ``optimizer``, ``scheduler``, ``rng``,
-``step``, ``best_val_psnr``, ``settings``.
+``step``, ``best_val_psnr``, ``settings`` and ``fingerprint``: a dict of JSON values naming
+everything that decides the run's result (see ``rrlsrn.train.run_fingerprint``).  A run
+resumes only from a checkpoint with the same fingerprint.  Checkpoints written before
+fingerprints existed (the shipped weights among them) have none and load as before.
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import itertools
+import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +93,57 @@ def model_from_state(state: dict[str, Any], path: str | os.PathLike) -> nn.Modul
         ) from exc
     load_state_into(model, state["model"], path)
     return model.eval()
+
+
+def fingerprint_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """``"key: old -> new"`` for each entry that differs between two fingerprints.
+
+    Content hashes are shortened to 12 hex digits; an entry one side lacks shows as
+    ``(none)``.  An empty list means the fingerprints are equal.
+    """
+    keys = [*new, *(k for k in old if k not in new)]
+    return [
+        f"{k}: {_shown(old, k)} -> {_shown(new, k)}"
+        for k in keys
+        if k not in old or k not in new or old[k] != new[k]
+    ]
+
+
+def _shown(fingerprint: Mapping[str, Any], key: str) -> str:
+    if key not in fingerprint:
+        return "(none)"
+    value = fingerprint[key]
+    if isinstance(value, str) and value.startswith("sha256:"):
+        return value[:19]
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def fingerprint_tag(fingerprint: Mapping[str, Any] | None) -> str:
+    """8 hex digits naming a fingerprint (``unfingerprinted`` for none)."""
+    if fingerprint is None:
+        return "unfingerprinted"
+    text = json.dumps(fingerprint, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def set_aside(folder: str | os.PathLike, names: Sequence[str], tag: str) -> Path | None:
+    """Move the files ``names`` of ``folder`` into ``folder/superseded/<UTC time>-<tag>/``.
+
+    Nothing is deleted: a superseded run stays readable, each file moved by one atomic
+    rename within the folder.  Returns the new subfolder, or None when no file existed.
+    """
+    folder = Path(folder)
+    present = [name for name in names if (folder / name).exists()]
+    if not present:
+        return None
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    target = base = folder / "superseded" / f"{stamp}-{tag}"
+    for attempt in itertools.count(1):  # two set-asides within one second get -1, -2, ...
+        try:
+            target.mkdir(parents=True)
+            break
+        except FileExistsError:
+            target = base.with_name(f"{base.name}-{attempt}")
+    for name in present:
+        os.replace(folder / name, target / name)
+    return target

@@ -40,7 +40,9 @@ def train_method(
     """Train one learned method; publish its best checkpoint and log when it finishes.
 
     Checkpoints live in ``checkpoint_dir`` (not a declared output), so a killed job
-    resumes from ``last.pt`` when the workflow is run again.
+    resumes from ``last.pt`` when the workflow is run again with the same settings and
+    data.  With other ones the trainer moves the old checkpoints to
+    ``checkpoint_dir/superseded/`` and starts fresh, so ``best_out`` is always this run's.
     """
     settings = make_settings(preset, overrides)
     summary = train(

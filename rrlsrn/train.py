@@ -7,17 +7,24 @@ Charbonnier + GDL loss.  Every ``steps_per_epoch`` steps it computes the validat
 on held-out slices, appends to a CSV log and writes ``last.pt`` (full state: model,
 optimiser, scheduler, RNG, step) and ``best.pt`` (weights of the best validation epoch).
 A killed run resumes from ``last.pt`` and continues bit-for-bit where it stopped.
+
+Every checkpoint carries the run's fingerprint (:func:`run_fingerprint`): model, settings,
+operator, scale, initial weights and data.  A run resumes only from a ``last.pt`` with
+the same fingerprint; otherwise the old files are moved to ``superseded/`` and it starts
+fresh, so a changed setting never publishes the weights of an earlier run.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
+import json
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +33,15 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from rrlsrn.checkpoint import CheckpointError, load_checkpoint, load_state_into, save_checkpoint
+from rrlsrn.checkpoint import (
+    CheckpointError,
+    fingerprint_changes,
+    fingerprint_tag,
+    load_checkpoint,
+    load_state_into,
+    save_checkpoint,
+    set_aside,
+)
 from rrlsrn.degrade import make_degradation
 from rrlsrn.losses import combined_loss
 from rrlsrn.metrics import psnr
@@ -34,6 +49,9 @@ from rrlsrn.models import build_model
 from rrlsrn.settings import TrainSettings
 
 LOG_FIELDS = ["step", "epoch", "loss", "lr", "val_psnr", "elapsed_s", "patches_per_s"]
+RUN_FILES = ("last.pt", "best.pt", "train_log.csv")  # what a run writes in its folder
+# Settings that only split a run across invocations; they do not change its result.
+NOT_IN_FINGERPRINT = frozenset({"max_minutes"})
 
 
 def learning_rate(settings: TrainSettings, step: int) -> float:
@@ -244,6 +262,78 @@ def initial_weights(
     return load_checkpoint(init)["model"], f"checkpoint:{init}"
 
 
+def content_digest(arrays: Iterable[tuple[str, np.ndarray | torch.Tensor]]) -> str:
+    """``sha256:<hex>`` over each named array's name, dtype, shape and bytes, in order."""
+    digest = hashlib.sha256()
+    for name, array in arrays:
+        if isinstance(array, torch.Tensor):
+            array = array.detach().cpu().numpy()
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}:{array.dtype.str}{array.shape};".encode())
+        digest.update(array.reshape(-1).view(np.uint8))
+    return f"sha256:{digest.hexdigest()}"
+
+
+def run_fingerprint(
+    model_name: str,
+    model_kwargs: Mapping[str, Any],
+    settings: TrainSettings,
+    scale: int,
+    degradation: Mapping[str, Any],
+    origin: str,
+    init_state: Mapping[str, torch.Tensor] | None,
+    train_slices: Sequence[np.ndarray],
+    val_slices: Sequence[np.ndarray],
+) -> dict[str, Any]:
+    """Everything that decides a training run's result, as JSON values (str -> value).
+
+    Model and its arguments, every setting but ``max_minutes``, scale, LR operator,
+    where the initial weights come from and their content, and the content of the
+    training and validation slices.  The slices are hashed here, as arrays (dtype,
+    shape, bytes), so the CLI and the workflow, which both pass slices, fingerprint
+    the same data the same way whatever files it came from.
+    """
+    values = {
+        "model": model_name,
+        "model_args": dict(model_kwargs),
+        **{k: v for k, v in dataclasses.asdict(settings).items() if k not in NOT_IN_FINGERPRINT},
+        "scale": scale,
+        "degradation": dict(degradation),
+        "init_from": origin,
+        "init_weights": None if init_state is None else content_digest(sorted(init_state.items())),
+        "train_data": content_digest((str(i), s) for i, s in enumerate(train_slices)),
+        "val_data": content_digest((str(i), s) for i, s in enumerate(val_slices)),
+    }
+    return json.loads(json.dumps(values))  # plain JSON values: tuples become lists
+
+
+def _resumable_state(out: Path, fingerprint: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``last.pt`` state of ``out`` if it was written with ``fingerprint``, else None.
+
+    Files of another run (other fingerprint, none, or no ``last.pt`` beside a
+    ``best.pt`` or log) are moved to ``out/superseded/...`` and the move is printed.
+    """
+    last = out / "last.pt"
+    if not any((out / name).exists() for name in RUN_FILES):
+        return None
+    old = None
+    if last.exists():
+        state = load_checkpoint(last)
+        old = state.get("fingerprint")
+        if old is None:
+            reason = f"cannot resume from {last}: written without a fingerprint"
+        else:
+            changes = fingerprint_changes(old, fingerprint)
+            if not changes:
+                return state
+            reason = f"settings changed since {last} ({'; '.join(changes)})"
+    else:
+        reason = f"no {last} to resume from beside the files of an earlier run"
+    kept = set_aside(out, RUN_FILES, fingerprint_tag(old))
+    print(f"{reason}: starting fresh; the old run is kept in {kept}", flush=True)
+    return None
+
+
 def train(
     model_name: str,
     train_slices: Sequence[np.ndarray],
@@ -263,9 +353,12 @@ def train(
     """Train (or resume training) ``model_name`` and write checkpoints + log to ``out_dir``.
 
     Returns a summary: steps done, best validation PSNR, whether the run finished, and
-    where it started from.  Calling it again on the same ``out_dir`` resumes from
-    ``last.pt``; a finished run returns immediately.  ``stop_at_step`` (or the
-    ``max_minutes`` setting) ends this invocation early with a resumable checkpoint.
+    where it started from.  Calling it again on the same ``out_dir`` with the same
+    fingerprint (:func:`run_fingerprint`; the slices are hashed here) resumes from
+    ``last.pt``, and a finished run returns immediately.  With another fingerprint the
+    old run's files move to ``out_dir/superseded/<UTC time>-<tag>/`` and training starts
+    fresh.  ``stop_at_step`` (or the ``max_minutes`` setting) ends this invocation early
+    with a resumable checkpoint.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -286,22 +379,32 @@ def train(
     model = build_model(model_name, **model_kwargs)
     gen = torch.Generator().manual_seed(settings.seed)
     optimizer = _make_optimizer(model, settings)
+    init_state, origin = initial_weights(
+        settings.init, model_name, model_kwargs, weights_name, lapsrn_mat
+    )
+    fingerprint = run_fingerprint(
+        model_name,
+        model_kwargs,
+        settings,
+        scale,
+        degradation,
+        origin,
+        init_state,
+        train_slices,
+        val_slices,
+    )
     meta = {
         "model_name": model_name,
         "model_kwargs": model_kwargs,
         "settings": dataclasses.asdict(settings),
         "scale": scale,
         "degradation": degradation,
+        "fingerprint": fingerprint,
     }
 
     step, best = 0, -math.inf
-    if last_path.exists():
-        state = load_checkpoint(last_path)
-        if state["model_name"] != model_name or state.get("model_kwargs", {}) != model_kwargs:
-            raise CheckpointError(
-                f"checkpoint {last_path} is for model {state['model_name']} "
-                f"{state.get('model_kwargs')}, not {model_name} {model_kwargs}"
-            )
+    state = _resumable_state(out, fingerprint)
+    if state is not None:
         load_state_into(model, state["model"], last_path)
         try:
             optimizer.load_state_dict(state["optimizer"])
@@ -310,16 +413,11 @@ def train(
                 f"checkpoint {last_path}: optimiser state does not match the settings: {exc}"
             ) from exc
         _restore_rng(gen, state["rng"])
-        step, best, origin = state["step"], state["best_val_psnr"], state["init"]
+        step, best = state["step"], state["best_val_psnr"]
         _rewrite_log(log_path, step)
         print(f"resuming {model_name} from {last_path} at step {step}", flush=True)
-    else:
-        init_state, origin = initial_weights(
-            settings.init, model_name, model_kwargs, weights_name, lapsrn_mat
-        )
-        if init_state is not None:
-            load_state_into(model, init_state, settings.init)
-        log_path.unlink(missing_ok=True)
+    elif init_state is not None:
+        load_state_into(model, init_state, settings.init)
 
     summary = {"model_name": model_name, "init": origin, "device": str(dev), "start_step": step}
     if step >= settings.max_steps:
