@@ -192,4 +192,6 @@ def test_misspelt_dataset_key_fails_naming_it(tmp_path, paper_run):
     args = [*paper_run, str(tmp_path / "typo.yaml"), "--replace-workflow-config"]
     proc = run_snakemake(args, tmp_path, check=False)
     assert proc.returncode != 0
-    assert "'split_polcy' was unexpected" in proc.stdout + proc.stderr
+    output = proc.stdout + proc.stderr
+    assert "config: unknown key 'split_polcy' in datasets.kirby21; allowed keys: " in output
+    assert "split_policy" in output
