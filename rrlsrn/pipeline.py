@@ -14,6 +14,7 @@ import io
 import os
 import re
 import reprlib
+import traceback
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -296,14 +297,22 @@ def learned_methods(config: dict[str, Any]) -> list[str]:
 
 @contextlib.contextmanager
 def log_to(path: str | os.PathLike) -> Iterator[None]:
-    """Send stdout and stderr (progress bars included) of a workflow step to its log file."""
+    """Send stdout and stderr (progress bars included) of a workflow step to its log file.
+
+    An exception leaves its traceback in the log too, and is raised on (the job fails);
+    scripts import their step's modules inside the block, so import errors are logged.
+    """
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with (
         open(path, "w", buffering=1) as fh,
         contextlib.redirect_stdout(fh),
         contextlib.redirect_stderr(fh),
     ):
-        yield
+        try:
+            yield
+        except BaseException:
+            traceback.print_exc(file=fh)
+            raise
 
 
 def method_settings(config: dict[str, Any], method: str) -> dict[str, Any]:

@@ -465,3 +465,16 @@ def test_a_dataset_problem_names_the_dataset(config, tmp_path):
     with pytest.raises(pipeline.ConfigError, match=r"^dataset 'mine': .*a\.nii\.gz \(empty file\)"):
         pipeline.check_config(config)
 
+
+# ---------------------------------------------------------------- logs
+
+
+def test_log_to_captures_output_and_the_traceback_of_an_error(tmp_path, capsys):
+    log = tmp_path / "logs" / "step.log"
+    with pytest.raises(RuntimeError, match="boom"), pipeline.log_to(log):
+        print("progress 1/2")
+        raise RuntimeError("boom")
+    text = log.read_text()
+    assert text.startswith("progress 1/2\nTraceback (most recent call last):")
+    assert text.rstrip().endswith("RuntimeError: boom")
+    assert capsys.readouterr() == ("", "")  # nothing went to the console from inside

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -54,6 +55,23 @@ def test_unknown_config_key_fails_naming_it(tmp_path):
     proc = run_snakemake(["-n", "--cores", "1", "--config", "scael=2"], tmp_path, check=False)
     assert proc.returncode != 0
     assert "scael" in proc.stdout + proc.stderr
+
+
+def test_a_failing_job_leaves_its_traceback_in_its_log(tmp_path):
+    # a header that reads (so the plan accepts it) over voxel data cut short
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    nib.save(nib.Nifti1Image(np.ones((32, 32, 8), np.float32), np.eye(4)), folder / "cut.nii")
+    with open(folder / "cut.nii", "r+b") as fh:
+        fh.truncate(1000)
+    config = f'datasets={{"mine": {{"source": "folder", "path": "{folder}"}}}}'
+    target = "results/data/mine/cut.npz"
+    proc = run_snakemake(["--cores", "1", "--config", config, "--", target], tmp_path, check=False)
+    assert proc.returncode != 0
+    log = (tmp_path / "results/logs/prepare/mine/cut.log").read_text()
+    assert "Traceback (most recent call last):" in log, proc.stdout + proc.stderr
+    assert "prepare_volume" in log and "cut.nii" in log
+    assert not (tmp_path / target).exists()
 
 
 @pytest.mark.slow

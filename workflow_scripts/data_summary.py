@@ -2,11 +2,12 @@
 
 from pathlib import Path
 
-from rrlsrn.data.summary import read_manifest, summary
 from rrlsrn.pipeline import log_to
-from rrlsrn.tables import write_table
 
 with log_to(snakemake.log[0]):  # noqa: F821
+    from rrlsrn.data.summary import read_manifest, summary
+    from rrlsrn.tables import write_table
+
     sm = snakemake  # noqa: F821
     table = summary([read_manifest(f) for f in sm.input])
     write_table(

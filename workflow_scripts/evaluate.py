@@ -1,9 +1,10 @@
 """Snakemake adapter: per-slice metrics of one method on one dataset's test subjects."""
 
 from rrlsrn.pipeline import log_to
-from rrlsrn.steps import evaluate_method
 
 with log_to(snakemake.log[0]):  # noqa: F821
+    from rrlsrn.steps import evaluate_method
+
     sm = snakemake  # noqa: F821
     evaluate_method(
         sr_files=sm.input.sr,

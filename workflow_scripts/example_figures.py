@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from rrlsrn.figures import dataset_figures
 from rrlsrn.pipeline import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821
+    from rrlsrn.figures import dataset_figures
+
     sm = snakemake  # noqa: F821
     choice = dataset_figures(
         dataset=sm.wildcards.dataset,

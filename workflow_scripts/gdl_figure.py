@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from rrlsrn.figures import gdl_comparison
 from rrlsrn.pipeline import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821
+    from rrlsrn.figures import gdl_comparison
+
     sm = snakemake  # noqa: F821
     choice = gdl_comparison(
         dataset=sm.wildcards.dataset,

@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from rrlsrn.data.kirby21 import fetch_session
 from rrlsrn.pipeline import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821
+    from rrlsrn.data.kirby21 import fetch_session
+
     sm = snakemake  # noqa: F821
     session = f"KKI2009-{sm.wildcards.nn}"
     paths = fetch_session(

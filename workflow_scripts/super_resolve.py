@@ -1,9 +1,10 @@
 """Snakemake adapter: super-resolve one test subject with one method, timing each slice."""
 
 from rrlsrn.pipeline import log_to
-from rrlsrn.steps import super_resolve_subject
 
 with log_to(snakemake.log[0]):  # noqa: F821
+    from rrlsrn.steps import super_resolve_subject
+
     sm = snakemake  # noqa: F821
     super_resolve_subject(
         method=sm.wildcards.method,

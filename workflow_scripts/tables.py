@@ -3,9 +3,10 @@
 from pathlib import Path
 
 from rrlsrn.pipeline import log_to
-from rrlsrn.tables import write_paper_tables
 
 with log_to(snakemake.log[0]):  # noqa: F821
+    from rrlsrn.tables import write_paper_tables
+
     sm = snakemake  # noqa: F821
     for path in write_paper_tables(
         metric_files=sm.input.metrics,

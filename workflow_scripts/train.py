@@ -1,9 +1,10 @@
 """Snakemake adapter: train one learned method with the configured preset (resumable)."""
 
 from rrlsrn.pipeline import log_to
-from rrlsrn.steps import train_method
 
 with log_to(snakemake.log[0]):  # noqa: F821
+    from rrlsrn.steps import train_method
+
     sm = snakemake  # noqa: F821
     train_method(
         spec=sm.params.spec,

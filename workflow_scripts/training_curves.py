@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
-from rrlsrn.figures import training_curves
 from rrlsrn.pipeline import log_to
 
 with log_to(snakemake.log[0]):  # noqa: F821
+    from rrlsrn.figures import training_curves
+
     sm = snakemake  # noqa: F821
     logs = dict(zip(sm.params.methods, sm.input, strict=True))
     print(training_curves(logs, Path(sm.output.png).with_suffix("")))
