@@ -20,6 +20,7 @@ run: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/snakefmt --check Snakefile rules/
+	$(BIN)/snakemake --lint --workflow-profile none
 
 test: lint
 	$(BIN)/python -m pytest

@@ -6,11 +6,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 # Jobs in per-rule conda envs (--software-deployment-method conda) import rrlsrn and
-# baselines from this folder; the envs hold only their dependencies.
-if workflow.basedir not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")])
-    )
+# baselines from this folder, not from the envs: Snakemake puts the Snakefile's folder on
+# its sys.path and each `script:` preamble appends that path to the job's (checked by
+# tests/test_workflow.py), so no PYTHONPATH needs setting here.
 
 
 configfile: os.path.join(workflow.basedir, "config.yaml")

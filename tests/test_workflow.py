@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
+import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -72,6 +75,25 @@ def test_a_failing_job_leaves_its_traceback_in_its_log(tmp_path):
     assert "Traceback (most recent call last):" in log, proc.stdout + proc.stderr
     assert "prepare_volume" in log and "cut.nii" in log
     assert not (tmp_path / target).exists()
+
+
+def test_script_jobs_import_rrlsrn_from_the_workflow_folder(tmp_path):
+    # A job in a per-rule conda env runs a Python that lacks rrlsrn; Snakemake's script
+    # preamble appends the workflow folder to its sys.path.  Rerun a kept job script with
+    # this Python isolated from its site-packages (where rrlsrn is installed).
+    target = tmp_path / "results/splits/embedded_adult.tsv"
+    run_snakemake(
+        ["--cores", "1", "--skip-script-cleanup", "--", str(target.relative_to(tmp_path))], tmp_path
+    )
+    (script,) = (tmp_path / ".snakemake/scripts").glob("*.split.py")
+    extended = re.search(r"sys\.path\.extend\((\[.*?\])\)", script.read_text())
+    assert str(REPO) in ast.literal_eval(extended.group(1))
+    isolated = [sys.executable, "-I", "-S"]
+    alone = subprocess.run([*isolated, "-c", "import rrlsrn"], capture_output=True, cwd=tmp_path)
+    assert alone.returncode != 0  # this Python alone does not find rrlsrn
+    target.unlink()
+    subprocess.run([*isolated, str(script)], cwd=tmp_path, check=True, capture_output=True)
+    assert target.read_text().startswith("subject\trole\n")
 
 
 @pytest.mark.slow
