@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from bad_input_workflow_cases import WORKFLOW_CASES, snakemake_args
 from conftest import REPO, run_snakemake
 from skimage.metrics import structural_similarity
 
@@ -54,10 +55,26 @@ def test_default_dry_run_lists_every_job(tmp_path):
     }
 
 
-def test_unknown_config_key_fails_naming_it(tmp_path):
-    proc = run_snakemake(["-n", "--cores", "1", "--config", "scael=2"], tmp_path, check=False)
-    assert proc.returncode != 0
-    assert "scael" in proc.stdout + proc.stderr
+# Temporary: proves the rows of bad_input_workflow_cases.py until test_bad_input.py runs
+# them in the one bad-input table.
+@pytest.mark.parametrize("case", WORKFLOW_CASES, ids=[c["id"] for c in WORKFLOW_CASES])
+def test_bad_workflow_input_stops_the_dry_run_in_one_message(tmp_path, case):
+    proc = run_snakemake(snakemake_args(case, tmp_path), tmp_path, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == case["exit_code"], output
+    for word in case["words"]:
+        assert word.lower() in output.lower(), output
+    assert "Traceback (most recent call last)" not in output
+    assert len(output.splitlines()) < 8, output
+    for path in case["absent"]:
+        assert not (tmp_path / path).exists()
+
+
+def test_numbers_nested_in_config_arguments_are_numbers(tmp_path):
+    overrides = '{"max_steps": 3, "lr": 1e-4, "grad_clip": null}'
+    config = f'training={{"preset": "smoke", "overrides": {overrides}}}'
+    proc = run_snakemake(["-n", "--config", config, "methods=[srcnn]"], tmp_path)
+    assert job_counts(proc.stdout)["train"] == 1
 
 
 def test_a_failing_job_leaves_its_traceback_in_its_log(tmp_path):
