@@ -18,8 +18,14 @@ from rrlsrn.checkpoint import load_checkpoint
 MAX_STEPS = 24  # 6 epochs of 4 steps: a checkpoint every epoch
 
 
-def write_config(path, results) -> None:
-    """The smoke run cut to one dataset and two methods, trained long enough to be killed."""
+def write_config(
+    path,
+    results,
+    overrides: str = f"{{max_steps: {MAX_STEPS}}}",
+    methods: str = "[bicubic, rrlsrn]",
+) -> None:
+    """The smoke run cut to one dataset; by default two methods, trained long enough to be
+    killed.  ``overrides`` and ``methods`` are YAML text."""
     path.write_text(
         f"""
 results: {results}
@@ -30,8 +36,8 @@ datasets:
     split: {{ds000011-sub-01: train, ds000011-sub-02: val, ds000011-sub-03: test}}
 training:
   preset: smoke
-  overrides: {{max_steps: {MAX_STEPS}}}
-methods: [bicubic, rrlsrn]
+  overrides: {overrides}
+methods: {methods}
 """
     )
 

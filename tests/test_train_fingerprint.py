@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import REPO, run_snakemake
+from test_resume import write_config
 from test_train import TINY, smooth_slices, tiny_settings
 
 from rrlsrn.checkpoint import fingerprint_changes, load_checkpoint, save_checkpoint, set_aside
@@ -212,19 +213,7 @@ def test_cli_rerun_with_other_settings_trains_afresh(prepared, tmp_path, capsys)
 @pytest.mark.slow
 def test_workflow_rerun_with_other_settings_trains_afresh(tmp_path):
     out = tmp_path / "out"
-    (tmp_path / "run.yaml").write_text(
-        f"""
-results: {out}
-datasets:
-  embedded_adult:
-    source: embedded
-    subjects: [ds000011-sub-01, ds000011-sub-02, ds000011-sub-03]
-    split: {{ds000011-sub-01: train, ds000011-sub-02: val, ds000011-sub-03: test}}
-training:
-  preset: smoke
-methods: [rrlsrn]
-"""
-    )
+    write_config(tmp_path / "run.yaml", out, overrides="{}", methods="[rrlsrn]")
     # (not gdl_weight: the rrlsrn method spec sets its own, which wins over these)
     (tmp_path / "changed.yaml").write_text("training:\n  overrides: {lr: 0.001, seed: 1}\n")
     configs = ["--configfile", str(REPO / "configs/smoke.yaml"), str(tmp_path / "run.yaml")]
