@@ -80,7 +80,8 @@ def check_nifti_headers(root: Path, paths: Iterable[Path]) -> None:
         raise ValueError(
             f"folder {root} holds {len(problems)} unreadable NIfTI "
             f"file{'s' if len(problems) > 1 else ''}: "
-            f"{'; '.join(problems)}. Replace or remove them (an interrupted copy?)"
+            f"{'; '.join(problems)}. Replace or remove {'them' if len(problems) > 1 else 'it'} "
+            f"(an interrupted copy?)"
         )
 
 
