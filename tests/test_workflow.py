@@ -12,7 +12,6 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from bad_input_workflow_cases import WORKFLOW_CASES, snakemake_args
 from conftest import REPO, run_snakemake
 from skimage.metrics import structural_similarity
 
@@ -53,21 +52,6 @@ def test_default_dry_run_lists_every_job(tmp_path):
         "data_summary": 1,
         "all": 1,
     }
-
-
-# Temporary: proves the rows of bad_input_workflow_cases.py until test_bad_input.py runs
-# them in the one bad-input table.
-@pytest.mark.parametrize("case", WORKFLOW_CASES, ids=[c["id"] for c in WORKFLOW_CASES])
-def test_bad_workflow_input_stops_the_dry_run_in_one_message(tmp_path, case):
-    proc = run_snakemake(snakemake_args(case, tmp_path), tmp_path, check=False)
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == case["exit_code"], output
-    for word in case["words"]:
-        assert word.lower() in output.lower(), output
-    assert "Traceback (most recent call last)" not in output
-    assert len(output.splitlines()) < 8, output
-    for path in case["absent"]:
-        assert not (tmp_path / path).exists()
 
 
 def test_numbers_nested_in_config_arguments_are_numbers(tmp_path):
