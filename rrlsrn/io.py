@@ -67,7 +67,7 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except FileNotFoundError:
-        raise
+        raise FileNotFoundError(f"{path}: file not found") from None
     except Exception as exc:
         raise ValueError(f"{path} is not a readable .npz file: {exc}") from exc
 

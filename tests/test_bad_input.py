@@ -482,7 +482,7 @@ CLI_CASES = [
         "train-missing-data",
         ["train", "--preset", "smoke", "--train", "a.npz", "--val", "b.npz", "--out", "ck"],
         1,
-        ["b.npz"],
+        ["b.npz: file not found"],
         prepared_pair,
         absent=["ck/last.pt", "ck/best.pt"],
     ),
