@@ -1,13 +1,5 @@
-"""The methods RRLSRN is compared with; importing the package registers them by name.
+"""The methods RRLSRN is compared with.
 
-Classical methods go into :data:`rrlsrn.infer.CLASSICAL`, CNNs into
-:data:`rrlsrn.models.MODELS` (so the one trainer trains them).
+Each is a record of :mod:`rrlsrn.registry`, which names its function or network class
+by import path (e.g. ``baselines.nmu:nmu``); importing this package registers nothing.
 """
-
-from baselines import interpolation, lrtv, nmu, srcnn  # noqa: F401  (srcnn registers CNNs)
-from rrlsrn.infer import register_classical
-
-register_classical("bicubic", interpolation.bicubic)
-register_classical("cubic_spline", interpolation.cubic_spline)
-register_classical("nmu", nmu.nmu)
-register_classical("lrtv", lrtv.lrtv)

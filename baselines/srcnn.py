@@ -1,4 +1,4 @@
-"""SRCNN (Dong et al. 2014/2016) and FSRCNN (Dong et al. 2016), registered as learned models.
+"""SRCNN (Dong et al. 2014/2016) and FSRCNN (Dong et al. 2016), learned methods of the registry.
 
 Both take the LR slice as input, like RRLSRN, so the one trainer (``rrlsrn.train``) and
 the one inference path treat every CNN alike:
@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from rrlsrn.models import BicubicUpsample, register_model
+from rrlsrn.models import BicubicUpsample
 
 
 class SRCNN(nn.Module):
@@ -75,7 +75,3 @@ class FSRCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.deconv(self.body(x))
-
-
-register_model("srcnn", SRCNN)
-register_model("fsrcnn", FSRCNN)

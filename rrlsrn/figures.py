@@ -49,6 +49,7 @@ from matplotlib.patches import Rectangle
 
 from rrlsrn.io import atomic_path, load_npz, write_text_atomic
 from rrlsrn.labels import method_label
+from rrlsrn.registry import ablations
 from rrlsrn.tables import load_metrics, read_table
 
 PathLike = str | os.PathLike
@@ -56,7 +57,7 @@ Window = tuple[int, int, int]  # (row0, col0, size)
 Box = tuple[int, int, int, int]  # (row0, row1, col0, col1), half-open
 
 LOG_COLUMNS = ["step", "loss", "val_psnr"]
-WITH_GDL, WITHOUT_GDL = "rrlsrn", "rrlsrn_no_gdl"
+WITHOUT_GDL, WITH_GDL, _ = ablations()["gdl"]
 
 # Layout, in inches and points: every panel is PANEL_W wide; text is never below 8 pt.
 PANEL_W = 2.2

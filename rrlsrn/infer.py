@@ -1,16 +1,13 @@
 """Apply any method to HR test slices: make the LR input, super-resolve, time it.
 
 The LR input always comes from :func:`rrlsrn.degrade.make_degradation`.  Classical
-methods register ``f(lr_batch, scale, degradation, **params) -> sr_batch`` in
-:data:`CLASSICAL` (the ``baselines`` package registers its own when first needed) and
-receive the same operator that made their input, for data consistency; learned ones are
-loaded from checkpoints (or imported weights).
+methods are functions ``f(lr_batch, scale, degradation, **params) -> sr_batch`` named by
+:mod:`rrlsrn.registry` and receive the same operator that made their input, for data
+consistency; learned ones are loaded from checkpoints (or imported weights).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -21,22 +18,20 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from rrlsrn import registry
 from rrlsrn.degrade import Degradation, make_degradation
 
 ClassicalMethod = Callable[..., torch.Tensor]
-CLASSICAL: dict[str, ClassicalMethod] = {}
 
 
-def register_classical(name: str, method: ClassicalMethod) -> None:
-    """Make a non-learned method ``f(lr, scale, degradation, **params)`` usable by name."""
-    CLASSICAL[name] = method
-
-
-def classical_methods() -> dict[str, ClassicalMethod]:
-    """The registry, after the ``baselines`` package has registered its methods."""
-    if importlib.util.find_spec("baselines"):
-        importlib.import_module("baselines")
-    return CLASSICAL
+def classical_method(name: str, factory: str | None = None) -> ClassicalMethod:
+    """The function of the classical method ``name`` (or of the import path ``factory``)."""
+    if factory is None:
+        method = registry.resolve(name)
+        if not method.classical:
+            raise ValueError(f"method {name!r} is {method.kind}: it needs a model")
+        factory = method.factory
+    return registry.load(factory)
 
 
 def check_hr_slices(hr_slices: Sequence[np.ndarray], scale: int) -> None:
@@ -122,11 +117,13 @@ def super_resolve(
     batch_size: int | None = None,
     progress: bool = True,
     params: dict[str, Any] | None = None,
+    factory: str | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Degrade each HR slice, super-resolve it with ``method``; return SR slices and seconds.
 
-    ``model`` is required for learned methods (any name not in :data:`CLASSICAL`);
-    ``params`` are a classical method's keyword arguments (from config).  Slices of equal
+    With ``model`` the network runs; without, ``method`` is a classical method of the
+    registry (or the function at the import path ``factory``) and ``params`` are its
+    keyword arguments (from the registry and config).  Slices of equal
     shape are processed together; the seconds per slice are the batch's wall time divided
     evenly (making the LR input is not counted).  Outputs are clipped to [0, 1], the range
     of the normalised HR data.
@@ -134,12 +131,7 @@ def super_resolve(
     check_hr_slices(hr_slices, scale)
     degrade_fn = make_degradation(**(degradation or {"name": "bicubic"}))
     device = torch.device(device)
-    classical = classical_methods()
-    if method not in classical and model is None:
-        raise ValueError(
-            f"method {method!r} is not a classical method "
-            f"({sorted(classical)}) and no model was given"
-        )
+    classical = classical_method(method, factory) if model is None else None
     sr: list[np.ndarray | None] = [None] * len(hr_slices)
     seconds = np.zeros(len(hr_slices))
     groups = _group_by_shape(hr_slices)
@@ -155,10 +147,8 @@ def super_resolve(
         lr = degrade_fn(hr, scale)
         _sync(device)
         start = time.perf_counter()
-        if method in classical:
-            out = run_classical(
-                classical[method], lr, scale, degrade_fn, device, batch_size, params
-            )
+        if classical is not None:
+            out = run_classical(classical, lr, scale, degrade_fn, device, batch_size, params)
         else:
             out = run_model(model, lr, device, batch_size)
         _sync(device)

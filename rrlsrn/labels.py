@@ -1,19 +1,8 @@
-"""Display names of methods and metrics, shared by the tables and the figures."""
+"""Display names of methods (from :mod:`rrlsrn.registry`) and metrics, for tables and figures."""
 
 from __future__ import annotations
 
-METHOD_LABELS = {
-    "bicubic": "Bicubic",
-    "cubic_spline": "Cubic spline",
-    "nmu": "NMU",
-    "lrtv": "LRTV",
-    "srcnn": "SRCNN",
-    "fsrcnn": "FSRCNN",
-    "lapsrn_x2": "LapSRN x2 (natural images)",
-    "rrlsrn": "RRLSRN",
-    "rrlsrn_no_gdl": "RRLSRN without GDL",
-    "rrlsrn_bicubic_bottom": "RRLSRN, bicubic bottom",
-}
+from rrlsrn import registry
 
 METRIC_LABELS = {
     "psnr": "PSNR",
@@ -24,8 +13,8 @@ METRIC_LABELS = {
 
 
 def method_label(method: str) -> str:
-    """The name a reader sees for ``method`` (the config key when it has none)."""
-    return METHOD_LABELS.get(method, method)
+    """The name a reader sees for ``method``: its registry label (else the config key)."""
+    return registry.label(method)
 
 
 def metric_label(metric: str) -> str:

@@ -22,8 +22,11 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 import torch
+from torch import nn
 
+from rrlsrn.checkpoint import load_state_into
 from rrlsrn.io import atomic_path
+from rrlsrn.models import RRLSRN
 
 LAPSRN_X2_URL = (
     "https://raw.githubusercontent.com/phoenix104104/LapSRN/master/pretrained_models/LapSRN_x2.mat"
@@ -147,6 +150,15 @@ def lapsrn_x2_state_dict(
     if image_branch == "transposed":
         sd["image_up.weight"] = torch.from_numpy(p["level1_img_up_f"].copy())[None, None]
     return {k: v.float().contiguous() for k, v in sd.items()}
+
+
+def lapsrn_x2_model(path: str | os.PathLike | None = None, **model_args) -> nn.Module:
+    """:class:`RRLSRN` (``model_args``) holding LapSRN's x2 weights, in eval mode: the
+    ``lapsrn_x2`` method's loader (:mod:`rrlsrn.registry`)."""
+    model = RRLSRN(**model_args)
+    state = lapsrn_x2_state_dict(path, depth=model.depth, image_branch=model.image_branch)
+    load_state_into(model, state, path or LAPSRN_X2_FILENAME)
+    return model.eval()
 
 
 def _cache_dir(cache_dir: str | os.PathLike | None) -> Path:

@@ -1,21 +1,21 @@
-"""RRLSRN (Song et al. 2022) and the registry of learned models.
+"""RRLSRN (Song et al. 2022), and networks built by architecture name.
 
 RRLSRN is a LapSRN-style x2 network (Lai et al. 2017): a feature branch working at LR
 resolution predicts a residual at HR resolution, which is added to an upsampled copy of
-the input made by the image branch ("bottom").  Configs name models through
-:data:`MODELS`; baselines register their CNNs here too, so the one trainer trains all.
+the input made by the image branch ("bottom").  Checkpoints and the trainer name
+networks by their :data:`rrlsrn.registry.ARCHITECTURES` name (``rrlsrn``, ``srcnn``,
+``fsrcnn``), so the one trainer trains them all.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rrlsrn import registry
 from rrlsrn.degrade import imresize
 
 LEAKY_SLOPE = 0.2
@@ -98,35 +98,11 @@ class RRLSRN(nn.Module):
         return self.image_up(x) + self.residual_conv(f)
 
 
-ModelFactory = Callable[..., nn.Module]
-MODELS: dict[str, ModelFactory] = {}
-
-
-def register_model(name: str, factory: ModelFactory) -> None:
-    """Make a model constructible by ``name`` from config (e.g. baselines' CNNs)."""
-    if name in MODELS and MODELS[name] is not factory:
-        raise ValueError(f"model name {name!r} is already registered")
-    MODELS[name] = factory
-
-
 def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Construct the learned model registered as ``name`` with keyword arguments."""
-    _register_baselines()
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; registered: {sorted(MODELS)}")
-    return MODELS[name](**kwargs)
-
-
-def _register_baselines() -> None:
-    """Import ``baselines`` lazily so its learned models register (it imports us)."""
-    if importlib.util.find_spec("baselines"):
-        importlib.import_module("baselines")
+    """Construct the network of architecture ``name`` (:data:`rrlsrn.registry.ARCHITECTURES`)."""
+    return registry.architecture(name)(**kwargs)
 
 
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
-
-
-# The ablations (rrlsrn_no_gdl, rrlsrn_bicubic_bottom) are config presets of this model.
-register_model("rrlsrn", RRLSRN)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from rrlsrn import registry
 from rrlsrn.data.sources import Volume, default_split, list_volumes
 from rrlsrn.io import write_text_atomic
 
@@ -28,11 +29,6 @@ if TYPE_CHECKING:
     import jsonschema
 
 ROLES = ("train", "val", "test")
-# Tables 4 and 5: ablation -> (variant without the component, full model, component)
-ABLATIONS = {
-    "gdl": ("rrlsrn_no_gdl", "rrlsrn", "GDL"),
-    "bottom_conv": ("rrlsrn_bicubic_bottom", "rrlsrn", "bottom transposed conv"),
-}
 # Sources whose data are the paper's own: their tables show the published values beside.
 PAPER_SOURCES = {"kirby21": "kirby21", "namic": "namic"}
 NULL_WORDS = ("null", "none", "~")  # ``--config lapsrn_mat=null`` arrives as a string
@@ -139,14 +135,21 @@ def key_path(path: Any) -> str:
 
 
 def check_methods(config: dict[str, Any]) -> None:
-    """Every method of ``methods`` must have an entry in ``method_specs``."""
-    known = config["method_specs"]
-    unknown = [m for m in config["methods"] if m not in known]
+    """Every method of ``methods`` must be built in (:mod:`rrlsrn.registry`) or defined in
+    ``method_specs``, and every ``method_specs`` entry must resolve."""
+    specs = config.get("method_specs", {})
+    unknown = [m for m in config["methods"] if m not in registry.METHODS and m not in specs]
     if unknown:
         raise ConfigError(
             f"config: methods: unknown method{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(repr(m) for m in unknown)}; known (method_specs): {', '.join(known)}"
+            f"{', '.join(repr(m) for m in unknown)}; known: "
+            f"{', '.join([*registry.METHODS, *(m for m in specs if m not in registry.METHODS)])}"
         )
+    for name in specs:
+        try:
+            resolved_method(config, name)
+        except ValueError as error:
+            raise ConfigError(f"config: method_specs.{name}: {error}") from None
 
 
 def check_training(config: dict[str, Any]) -> None:
@@ -257,25 +260,32 @@ def lapsrn_mat_available(config: dict[str, Any], workdir: str | os.PathLike = ".
 
 def enabled_methods(config: dict[str, Any], workdir: str | os.PathLike = ".") -> list[str]:
     """Methods of the run, dropping imported-weight methods whose weights are absent."""
-    methods = []
-    for name in config["methods"]:
-        spec = config["method_specs"][name]
-        if spec["kind"] == "imported" and lapsrn_mat_available(config, workdir) is None:
-            continue
-        methods.append(name)
-    return methods
+    lapsrn_mat = lapsrn_mat_available(config, workdir)
+    return [
+        m
+        for m in config["methods"]
+        if lapsrn_mat is not None or resolved_method(config, m).kind != "imported"
+    ]
 
 
 def comparison_methods(config: dict[str, Any], workdir: str | os.PathLike = ".") -> list[str]:
     """Methods of Tables 1-3, 6 and Figs. 2-3: the run's methods less the ablation variants."""
-    variants = {without for without, _, _ in ABLATIONS.values()}
+    variants = {without for without, _, _ in registry.ablations().values()}
     return [m for m in enabled_methods(config, workdir) if m not in variants]
 
 
 def ablations_in_run(config: dict[str, Any], workdir: str | os.PathLike = ".") -> list[str]:
-    """The ablations (keys of ABLATIONS) whose two models are both in the run."""
+    """The ablations (keys of :func:`rrlsrn.registry.ablations`) with both models in the run."""
     methods = set(enabled_methods(config, workdir))
-    return [a for a, (without, full, _) in ABLATIONS.items() if {without, full} <= methods]
+    return [
+        a for a, (without, full, _) in registry.ablations().items() if {without, full} <= methods
+    ]
+
+
+def ablation_methods(ablation: str) -> list[str]:
+    """[variant without the component, full model] of an ablation, e.g. ``"gdl"``."""
+    without, full, _ = registry.ablations()[ablation]
+    return [without, full]
 
 
 def paper_dataset(config: dict[str, Any], dataset: str) -> str | None:
@@ -292,7 +302,28 @@ def paper_dataset(config: dict[str, Any], dataset: str) -> str | None:
 
 def learned_methods(config: dict[str, Any]) -> list[str]:
     """Methods of the run that the trainer trains."""
-    return [m for m in config["methods"] if config["method_specs"][m]["kind"] == "learned"]
+    return [m for m in config["methods"] if resolved_method(config, m).kind == "learned"]
+
+
+def resolved_method(config: dict[str, Any], method: str) -> registry.Method:
+    """The registry's record of ``method`` with the config's ``method_specs`` on top."""
+    overrides = config.get("method_specs", {}).get(method)
+    return registry.resolve(method, overrides, config.get("scale", 2))
+
+
+def method_spec(config: dict[str, Any], method: str) -> dict[str, Any]:
+    """What a job needs of ``method`` (a rule parameter): kind, factory, params,
+    model_args, train, the shipped weights at the config's scale, and the loader."""
+    m = resolved_method(config, method)
+    return {
+        "kind": m.kind,
+        "factory": m.factory,
+        "params": m.params,
+        "model_args": m.model_args,
+        "train": m.train,
+        "weights": m.weights.get(config.get("scale", 2)),
+        "loader": m.loader,
+    }
 
 
 @contextlib.contextmanager
@@ -317,5 +348,4 @@ def log_to(path: str | os.PathLike) -> Iterator[None]:
 
 def method_settings(config: dict[str, Any], method: str) -> dict[str, Any]:
     """Training preset overrides for ``method``: config overrides, then the method's own."""
-    spec = config["method_specs"][method]
-    return {**config["training"].get("overrides", {}), **spec.get("train", {})}
+    return {**config["training"].get("overrides", {}), **resolved_method(config, method).train}

@@ -13,11 +13,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from rrlsrn.checkpoint import load_model, load_state_into
+from rrlsrn import registry
+from rrlsrn.checkpoint import load_model
 from rrlsrn.infer import super_resolve
 from rrlsrn.io import atomic_path, load_npz, load_slices, save_npz_atomic, write_text_atomic
 from rrlsrn.metrics import evaluate_slices
-from rrlsrn.models import build_model
 from rrlsrn.settings import make_settings
 from rrlsrn.train import pick_device, train
 
@@ -46,7 +46,7 @@ def train_method(
     """
     settings = make_settings(preset, overrides)
     summary = train(
-        spec["model"],
+        spec["factory"],
         load_slices(train_files),
         load_slices(val_files),
         checkpoint_dir,
@@ -75,23 +75,17 @@ def train_method(
 def method_model(
     spec: dict[str, Any], model_file: str | os.PathLike | None, lapsrn_mat: str | os.PathLike | None
 ) -> nn.Module | None:
-    """The network a method runs: trained checkpoint, imported weights, or None (classical)."""
+    """The network a method runs: trained checkpoint, imported weights, or None (classical).
+
+    ``spec`` is :func:`rrlsrn.pipeline.method_spec`'s; an imported method's weights file
+    (``lapsrn_mat``) goes to its registered ``loader``.
+    """
     if spec["kind"] == "learned":
         if not model_file:
             raise ValueError("a learned method needs its trained checkpoint")
         return load_model(model_file)
     if spec["kind"] == "imported":
-        from rrlsrn.lapsrn import lapsrn_x2_state_dict
-
-        args = spec.get("model_args", {})
-        model = build_model(spec["model"], **args)
-        state = lapsrn_x2_state_dict(
-            lapsrn_mat,
-            depth=args.get("depth", 11),
-            image_branch=args.get("image_branch", "transposed"),
-        )
-        load_state_into(model, state, lapsrn_mat or "LapSRN_x2.mat")
-        return model.eval()
+        return registry.load(spec["loader"])(lapsrn_mat, **spec.get("model_args", {}))
     return None
 
 
@@ -129,6 +123,7 @@ def super_resolve_subject(
             model,
             torch_device,
             params=spec.get("params", {}),
+            factory=spec["factory"] if model is None else None,
         )
     except ValueError as error:
         raise ValueError(f"{data_file}: {error}") from error

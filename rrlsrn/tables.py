@@ -27,7 +27,7 @@ import yaml
 
 from rrlsrn.io import write_text_atomic
 from rrlsrn.labels import method_label, metric_label
-from rrlsrn.pipeline import ABLATIONS
+from rrlsrn.registry import ablation_table_number, ablations
 from rrlsrn.stats import paired_test, paired_tests, present_metrics, summarise
 
 PAPER_DATASETS = {"kirby21": "Kirby 21", "namic": "NAMIC", "fetal": "clinical fetal"}
@@ -196,7 +196,7 @@ def ablation_table(
     subjects the full model improves, and paired t / Wilcoxon p-values; then the paper's
     eight clinical fetal subjects.
     """
-    without, full, component = ABLATIONS[ablation]
+    without, full, component = ablations()[ablation]
     frame = metrics[metrics["method"].isin([without, full])]
     names = [m for m in metric_names if m in frame and frame[m].notna().any()]
     means = frame.groupby(["dataset", "method", "subject"])[names].mean()
@@ -395,7 +395,8 @@ def write_paper_tables(
             f"{dataset}: PSNR (dB) / SSIM, x2, mean, SD and 95% CI (t) over test subjects of "
             f"the per-subject means; border shaved; '(mask)' inside the brain mask{note}.",
         )
-    for number, (ablation, (_, _, component)) in enumerate(ABLATIONS.items(), start=4):
+    for ablation, (_, _, component) in ablations().items():
+        number = ablation_table_number(ablation)
         paths += write_table(
             ablation_table(all_metrics, ablation),
             out / f"table{number}_{ablation}",

@@ -72,7 +72,7 @@ def train_inputs(wildcards):
 
 
 def method_spec_params(wildcards):
-    return config["method_specs"][wildcards.method]
+    return pipeline.method_spec(config, wildcards.method)
 
 
 def training_overrides(wildcards):
@@ -93,7 +93,7 @@ def lapsrn_mat(wildcards):
 
 
 def model_input(wildcards):
-    if config["method_specs"][wildcards.method]["kind"] == "learned":
+    if pipeline.resolved_method(config, wildcards.method).kind == "learned":
         return f"{RESULTS}/models/{wildcards.method}/best.pt"
     return []
 
@@ -168,7 +168,9 @@ def dataset_sr_files(wildcards, methods=None):
 
 
 def gdl_sr_files(wildcards):
-    return dataset_sr_files(wildcards, ["rrlsrn_no_gdl", "rrlsrn"])
+    without, full = pipeline.ablation_methods("gdl")
+    files = dataset_sr_files(wildcards, [without, full])
+    return {"without": files[without], "with": files[full]}
 
 
 def flat_paths(nested):
@@ -188,7 +190,7 @@ def figure_inputs(wildcards):
 
 def gdl_figure_inputs(wildcards):
     return {
-        "metrics": metric_files(["rrlsrn_no_gdl", "rrlsrn"], [wildcards.dataset]),
+        "metrics": metric_files(pipeline.ablation_methods("gdl"), [wildcards.dataset]),
         "data": flat_paths(dataset_test_data(wildcards)),
         "sr": flat_paths(gdl_sr_files(wildcards)),
     }

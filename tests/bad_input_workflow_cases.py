@@ -117,7 +117,7 @@ WORKFLOW_CASES: list[dict[str, Any]] = [
         "config": None,
         "config_args": ["methods=[bicubic,rrlsnr]"],
         "exit_code": SNAKEMAKE_ERROR,
-        "words": ["unknown method 'rrlsnr'", "known (method_specs): bicubic", "rrlsrn"],
+        "words": ["unknown method 'rrlsnr'", "known: bicubic", "rrlsrn"],
         "absent": NO_OUTPUT,
     },
     {
@@ -125,15 +125,15 @@ WORKFLOW_CASES: list[dict[str, Any]] = [
         "config": {"methods": ["bicubic", "mine"], "method_specs": {"mine": {"params": {}}}},
         "config_args": [],
         "exit_code": SNAKEMAKE_ERROR,
-        "words": ["method_specs.mine: 'kind' is a required property"],
+        "words": ["method_specs.mine: unknown method 'mine'", "needs 'kind' and 'factory'"],
         "absent": NO_OUTPUT,
     },
     {
-        "id": "learned_method_without_model",
+        "id": "learned_method_without_factory",
         "config": {"methods": ["mine"], "method_specs": {"mine": {"kind": "learned"}}},
         "config_args": [],
         "exit_code": SNAKEMAKE_ERROR,
-        "words": ["method_specs.mine: 'model' is a required property"],
+        "words": ["method_specs.mine: unknown method 'mine'", "needs 'kind' and 'factory'"],
         "absent": NO_OUTPUT,
     },
     {

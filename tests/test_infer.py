@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from rrlsrn import infer
+from rrlsrn import registry
 from rrlsrn.degrade import imresize
-from rrlsrn.infer import register_classical, run_model, super_resolve
+from rrlsrn.infer import classical_method, run_model, super_resolve
 from rrlsrn.models import RRLSRN
 
 
@@ -87,28 +87,26 @@ def test_unknown_method_without_model_raises():
         super_resolve([np.zeros((8, 8), np.float32)], "srcnn_typo", progress=False)
 
 
-def test_register_classical_adds_a_usable_method(monkeypatch):
-    monkeypatch.setattr(infer, "CLASSICAL", dict(infer.CLASSICAL))  # undo after the test
+def nearest(lr: torch.Tensor, scale: int, degradation=None) -> torch.Tensor:
+    return lr.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
 
-    def nearest_plus_one(lr: torch.Tensor, scale: int, degradation=None) -> torch.Tensor:
-        up = lr.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
-        return up + 1.0  # pushes everything above 1: clipping must bring it back
 
-    def nearest(lr: torch.Tensor, scale: int, degradation=None) -> torch.Tensor:
-        return lr.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+def nearest_plus_one(lr: torch.Tensor, scale: int, degradation=None) -> torch.Tensor:
+    return nearest(lr, scale) + 1.0  # pushes everything above 1: clipping must bring it back
 
-    with pytest.raises(ValueError):
+
+def test_a_classical_method_by_import_path_runs():
+    with pytest.raises(ValueError, match="unknown method 'nearest'"):
         super_resolve([np.zeros((8, 8), np.float32)], "nearest", progress=False)
-    register_classical("nearest", nearest)
-    register_classical("nearest_plus_one", nearest_plus_one)
-    assert "nearest" in infer.CLASSICAL
     slices = mixed_slices()
-    sr, _ = super_resolve(slices, "nearest", progress=False)
+    sr, _ = super_resolve(slices, "nearest", factory=f"{__name__}:nearest", progress=False)
     for hr, out in zip(slices, sr, strict=True):
         lr = imresize(hr.astype(np.float64), 0.5)
         expected = np.kron(lr, np.ones((2, 2)))
         np.testing.assert_allclose(out, np.clip(expected, 0, 1), atol=1e-5)
-    sr, _ = super_resolve(slices[1:2], "nearest_plus_one", progress=False)
+    sr, _ = super_resolve(
+        slices[1:2], "plus_one", factory=f"{__name__}:nearest_plus_one", progress=False
+    )
     # the random slice's LR lies in (0, 1), so every output pixel is above 1 before clipping
     assert imresize(slices[1].astype(np.float64), 0.5).min() > 0
     np.testing.assert_array_equal(sr[0], np.ones_like(slices[1]))
@@ -145,25 +143,38 @@ def test_run_model_on_cuda_matches_cpu():
     assert (cuda - cpu).abs().mean() < 5e-3
 
 
-def test_classical_methods_get_the_configured_operator_and_their_params(monkeypatch):
-    monkeypatch.setattr(infer, "CLASSICAL", dict(infer.classical_methods()))
-    seen = {}
+SEEN: dict = {}
 
-    def spy(lr, scale, degradation, offset=0.0):
-        seen.update(name=degradation.name, params=degradation.params, offset=offset)
-        return degradation.adjoint(lr, scale) * scale**2 + offset
 
-    register_classical("spy", spy)
+def spy(lr, scale, degradation, offset=0.0):
+    SEEN.update(name=degradation.name, params=degradation.params, offset=offset)
+    return degradation.adjoint(lr, scale) * scale**2 + offset
+
+
+def test_classical_methods_get_the_configured_operator_and_their_params():
+    SEEN.clear()
     hr = [np.full((8, 6), 0.25, np.float32)]
     degradation = {"name": "gaussian_block", "sigma": 0.8}
-    sr, _ = super_resolve(hr, "spy", 2, degradation, params={"offset": 0.5}, progress=False)
-    assert seen == {"name": "gaussian_block", "params": {"sigma": 0.8}, "offset": 0.5}
+    sr, _ = super_resolve(
+        hr,
+        "spy",
+        2,
+        degradation,
+        params={"offset": 0.5},
+        factory=f"{__name__}:spy",
+        progress=False,
+    )
+    assert SEEN == {"name": "gaussian_block", "params": {"sigma": 0.8}, "offset": 0.5}
     # a constant image: block-mean adjoint * s^2 replicates the LR value, plus the offset
     np.testing.assert_allclose(sr[0], 0.75, atol=1e-6)
 
 
-def test_the_baselines_are_registered_by_name():
-    assert {"bicubic", "cubic_spline", "nmu", "lrtv"} <= set(infer.classical_methods())
+def test_every_classical_method_of_the_registry_is_found_by_name():
+    for method in registry.METHODS.values():
+        if method.classical:
+            assert classical_method(method.name) is registry.load(method.factory)
+    with pytest.raises(ValueError, match="'rrlsrn' is learned: it needs a model"):
+        classical_method("rrlsrn")
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from rrlsrn import pipeline, steps
+from rrlsrn import pipeline, registry, steps
 from rrlsrn.cli import main
 from rrlsrn.data.embedded import EMBEDDED_ROOT
 from rrlsrn.io import save_npz_atomic
@@ -219,8 +219,8 @@ def test_method_settings_method_train_dict_wins(config):
     assert pipeline.method_settings(config, "bicubic") == {"gdl_weight": 0.5, "max_steps": 10}
     config["training"]["overrides"] = {}
     assert pipeline.method_settings(config, "bicubic") == {}
-    # the config is not modified
-    assert config["method_specs"]["rrlsrn"]["train"] == {"gdl_weight": 1.0}
+    # the registry is not modified
+    assert registry.METHODS["rrlsrn"].train == {"gdl_weight": 1.0}
 
 
 # ---------------------------------------------------------------- evaluate_method
@@ -398,10 +398,15 @@ def test_the_default_config_passes_every_check(config):
             "config: training.preset: 'fast' is not one of ['demo', 'paper', 'pretrain', 'smoke']",
         ),
         ({"methods": ["bicubic", 5]}, "config: methods[1]: 5 is not of type 'string'"),
-        ({"method_specs": {"x": {}}}, "config: method_specs.x: 'kind' is a required property"),
         (
-            {"method_specs": {"x": {"kind": "learned"}}},
-            "config: method_specs.x: 'model' is a required property",
+            {"method_specs": {"x": {"kind": "classical"}}},
+            "config: method_specs.x.kind: 'classical' is not one of "
+            "['interpolation', 'model-based', 'learned']",
+        ),
+        (
+            {"method_specs": {"nmu": {"parms": {}}}},
+            "config: unknown key 'parms' in method_specs.nmu; allowed keys: factory, kind, "
+            "model_args, params, train, weights",
         ),
     ],
 )
@@ -426,10 +431,50 @@ def test_an_unknown_method_is_named_with_the_known_ones(config):
     with pytest.raises(pipeline.ConfigError) as info:
         pipeline.check_config(config)
     assert str(info.value) == (
-        "config: methods: unknown method 'rrlsnr'; known (method_specs): bicubic, "
-        "cubic_spline, nmu, lrtv, srcnn, fsrcnn, rrlsrn, rrlsrn_no_gdl, "
-        "rrlsrn_bicubic_bottom, lapsrn_x2"
+        "config: methods: unknown method 'rrlsnr'; known: bicubic, cubic_spline, nmu, lrtv, "
+        "srcnn, fsrcnn, lapsrn_x2, rrlsrn, rrlsrn_no_gdl, rrlsrn_bicubic_bottom"
     )
+
+
+@pytest.mark.parametrize(
+    ("specs", "words"),
+    [
+        ({"mine": {"params": {}}}, "config: method_specs.mine: unknown method 'mine'; known: "),
+        ({"nmu": {"kind": "learned"}}, "config: method_specs.nmu: method 'nmu' is built in"),
+        (
+            {"mine": {"kind": "model-based", "factory": "baselines.nmu:nmu"}, "nmuu": {}},
+            "config: method_specs.nmuu: unknown method 'nmuu'",
+        ),
+    ],
+)
+def test_method_specs_override_built_in_methods_or_define_new_ones(config, specs, words):
+    config["method_specs"] = specs
+    with pytest.raises(pipeline.ConfigError) as info:
+        pipeline.check_config(config)
+    assert str(info.value).startswith(words)
+    assert "a new method needs 'kind' and 'factory'" in str(info.value) or "built in" in words
+
+
+def test_a_config_may_override_params_and_define_a_method(config):
+    config["methods"] = ["nmu", "mine"]
+    config["method_specs"] = {
+        "nmu": {"params": {"max_iterations": 2}},
+        "mine": {"kind": "model-based", "factory": "baselines.nmu:nmu", "params": {"tol": 2.0}},
+    }
+    pipeline.check_config(config)
+    assert pipeline.method_spec(config, "nmu")["params"] == {
+        **registry.METHODS["nmu"].params,
+        "max_iterations": 2,
+    }
+    assert pipeline.method_spec(config, "mine") == {
+        "kind": "model-based",
+        "factory": "baselines.nmu:nmu",
+        "params": {"tol": 2.0},
+        "model_args": {},
+        "train": {},
+        "weights": None,
+        "loader": None,
+    }
 
 
 @pytest.mark.parametrize(
@@ -451,7 +496,7 @@ def test_training_overrides_are_checked_for_every_learned_method(config, overrid
 
 def test_a_method_train_dict_is_checked_for_that_method_only(config):
     config["methods"] = ["srcnn", "rrlsrn"]
-    config["method_specs"]["srcnn"]["train"] = {"gdl_weight": -1}
+    config["method_specs"]["srcnn"] = {"train": {"gdl_weight": -1}}
     with pytest.raises(pipeline.ConfigError, match="^training of method 'srcnn': .*gdl_weight"):
         pipeline.check_config(config)
     config["methods"] = ["bicubic", "rrlsrn"]  # srcnn is not in the run: not checked

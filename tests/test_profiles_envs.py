@@ -19,6 +19,8 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from rrlsrn import registry
+
 ENV_FILES = sorted((REPO / "envs").glob("*.yaml"))
 RULE_FILES = sorted((REPO / "rules").glob("*.smk"))
 DEFAULT_PROFILE = REPO / "profiles" / "default" / "config.yaml"
@@ -233,7 +235,6 @@ def test_slurm_profile_dry_run_lists_the_local_jobs(tmp_path):
     assert counts == job_counts(local.stdout + local.stderr)
     assert counts["train"] >= 1
     profile = load_yaml(SLURM_PROFILE)
-    specs = load_yaml(REPO / "config.yaml")["method_specs"]
     on_gpu = collections.Counter()
     for rule in GPU_RULES:
         blocks = job_blocks(output, rule)
@@ -243,7 +244,8 @@ def test_slurm_profile_dry_run_lists_the_local_jobs(tmp_path):
             resources = job_resources(block)
             method = re.search(r"method=(\w+)", block)[1]
             # what each job needs: the trained checkpoint of a learned method, or nothing
-            model = ["best.pt"] if rule == "train" or specs[method]["kind"] == "learned" else []
+            learned = registry.METHODS[method].kind == "learned"
+            model = ["best.pt"] if rule == "train" or learned else []
             on_gpu[rule, bool(model)] += 1
             assert resources["gpu"] == str(resource_value(wanted["gpu"], model)), block
             assert resources["slurm_partition"] == resource_value(wanted["slurm_partition"], model)

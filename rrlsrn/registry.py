@@ -1,0 +1,284 @@
+"""Every method of the benchmark, one record each: the ONE place a method is defined.
+
+A record says what a method is (``kind``), how to make it (``factory``), its default
+parameters, how readers see it (``label``, ``reference``), how it is trained and which
+weights ship, and its role in the ablations (Tables 4 and 5).  Configs select methods by
+name (``methods: [...]``) and may override ``params`` / ``model_args`` / ``train`` /
+``weights`` (``method_specs.<name>``); they never redefine a built-in one.
+
+Kinds and factories:
+
+* ``interpolation`` and ``model-based`` (the "classical" methods): ``factory`` is the
+  import path ``"module:function"`` of ``f(lr, scale, degradation, **params) -> sr``
+  (model-based ones use ``degradation`` as their forward model);
+* ``learned`` and ``imported`` (networks): ``factory`` is an architecture name of
+  :data:`ARCHITECTURES` (the name checkpoints store), built with ``model_args``;
+  ``learned`` ones are trained by the one trainer, ``imported`` ones load weights made
+  elsewhere through ``loader``, the import path of ``f(path, **model_args) -> nn.Module``.
+
+Import paths are resolved lazily (:func:`load`), so this module imports neither torch
+nor the ``baselines`` package: every Snakemake start imports it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+CLASSICAL_KINDS = ("interpolation", "model-based")
+NETWORK_KINDS = ("learned", "imported")
+KINDS = (*CLASSICAL_KINDS, *NETWORK_KINDS)
+OVERRIDABLE = ("params", "model_args", "train", "weights")
+
+# Network architectures by the name checkpoints store -> import path of the class.
+ARCHITECTURES = {
+    "rrlsrn": "rrlsrn.models:RRLSRN",
+    "srcnn": "baselines.srcnn:SRCNN",
+    "fsrcnn": "baselines.srcnn:FSRCNN",
+}
+
+PAPER = "Song et al. 2022, Sci. Rep. 12:6437"
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """A variant's role in an ablation table: the paper's Table ``table`` compares it
+    with ``full``, which has ``component``; ``key`` names the table's files."""
+
+    key: str
+    table: int
+    full: str
+    component: str
+
+
+@dataclass(frozen=True)
+class Method:
+    """One method: see the module docstring for ``kind`` and ``factory``.
+
+    ``params``: a classical method's keyword arguments; ``model_args``: a network's;
+    ``train``: training preset overrides (e.g. ``gdl_weight``); ``weights``: shipped
+    weights by scale (``{2: "rrlsrn"}``); ``loader``: an imported method's weights loader.
+    """
+
+    name: str
+    kind: str
+    factory: str
+    label: str
+    reference: str
+    params: dict[str, Any] = field(default_factory=dict)
+    model_args: dict[str, Any] = field(default_factory=dict)
+    train: dict[str, Any] = field(default_factory=dict)
+    weights: dict[int, str] = field(default_factory=dict)
+    loader: str | None = None
+    ablation: Ablation | None = None
+
+    @property
+    def classical(self) -> bool:
+        """Whether the method is a function of the LR input (no network, no weights)."""
+        return self.kind in CLASSICAL_KINDS
+
+
+BUILT_IN = (
+    Method(
+        "bicubic",
+        "interpolation",
+        "baselines.interpolation:bicubic",
+        "Bicubic",
+        "Keys 1981, IEEE Trans. ASSP 29:1153 (cubic convolution, a = -0.5; MATLAB imresize)",
+    ),
+    Method(
+        "cubic_spline",
+        "interpolation",
+        "baselines.interpolation:cubic_spline",
+        "Cubic spline",
+        "Unser 1999, IEEE Signal Process. Mag. 16(6):22 (cubic B-spline, scipy order 3)",
+    ),
+    Method(
+        "nmu",
+        "model-based",
+        "baselines.nmu:nmu",
+        "NMU",
+        "Manjón et al. 2010, J. Magn. Reson. Imaging 31:192 (NLMUpsample reference code)",
+        params={"search_radius": 3, "patch_radius": 1, "tol": 1.2, "min_change": 1.0e-3},
+    ),
+    Method(
+        "lrtv",
+        "model-based",
+        "baselines.lrtv:lrtv",
+        "LRTV",
+        "Shi et al. 2015, IEEE Trans. Med. Imaging 34:2459 (the authors' LRTV toolkit)",
+        params={
+            "lambda_tv": 0.01,
+            "lambda_rank": 0.01,
+            "rho": 0.1,
+            "dt": 0.1,
+            "outer_iterations": 20,
+            "inner_iterations": 200,
+            # The toolkit restarts every x-update from the initial interpolation;
+            # continuing from the previous x is 4x faster on 2 cores for -0.05 dB
+            # (README, "Speed").  configs/paper.yaml sets false: the exact scheme.
+            "warm_start": True,
+        },
+    ),
+    Method(
+        "srcnn",
+        "learned",
+        "srcnn",
+        "SRCNN",
+        "Dong et al. 2016, IEEE Trans. Pattern Anal. Mach. Intell. 38:295 (SRCNN 9-1-5)",
+        model_args={"kernels": [9, 1, 5]},
+        train={"gdl_weight": 0.0},
+        weights={2: "srcnn"},
+    ),
+    Method(
+        "fsrcnn",
+        "learned",
+        "fsrcnn",
+        "FSRCNN",
+        "Dong et al. 2016, ECCV, LNCS 9906:391 (FSRCNN(56, 12, 4))",
+        model_args={"d": 56, "s": 12, "m": 4},
+        train={"gdl_weight": 0.0},
+        weights={2: "fsrcnn"},
+    ),
+    Method(
+        "lapsrn_x2",
+        "imported",
+        "rrlsrn",
+        "LapSRN x2 (natural images)",
+        "Lai et al. 2017, CVPR (LapSRN x2, the official MatConvNet weights, not fine-tuned)",
+        model_args={"depth": 10},
+        loader="rrlsrn.lapsrn:lapsrn_x2_model",
+    ),
+    Method(
+        "rrlsrn",
+        "learned",
+        "rrlsrn",
+        "RRLSRN",
+        f"{PAPER} (13 convs, Charbonnier + GDL)",
+        train={"gdl_weight": 1.0},
+        weights={2: "rrlsrn"},
+    ),
+    Method(
+        "rrlsrn_no_gdl",
+        "learned",
+        "rrlsrn",
+        "RRLSRN without GDL",
+        f"{PAPER}, Table 4 (trained without the GDL term)",
+        train={"gdl_weight": 0.0},
+        weights={2: "rrlsrn_no_gdl"},
+        ablation=Ablation("gdl", 4, "rrlsrn", "GDL"),
+    ),
+    Method(
+        "rrlsrn_bicubic_bottom",
+        "learned",
+        "rrlsrn",
+        "RRLSRN, bicubic bottom",
+        f"{PAPER}, Table 5 (fixed bicubic instead of the bottom transposed conv)",
+        model_args={"image_branch": "bicubic"},
+        train={"gdl_weight": 1.0},
+        weights={2: "rrlsrn_bicubic_bottom"},
+        ablation=Ablation("bottom_conv", 5, "rrlsrn", "bottom transposed conv"),
+    ),
+)
+METHODS: dict[str, Method] = {m.name: m for m in BUILT_IN}
+
+
+def method_names() -> list[str]:
+    """Names of the built-in methods, in the registry's order."""
+    return list(METHODS)
+
+
+def resolve(name: str, overrides: Mapping[str, Any] | None = None, scale: int = 2) -> Method:
+    """The method ``name`` with a config's ``method_specs.<name>`` merged on top.
+
+    ``params``, ``model_args`` and ``train`` are merged key by key; ``weights`` (a shipped
+    name) replaces the weights of ``scale``.  A name that is not built in is a
+    method defined by the config: it needs ``kind`` and ``factory``.  Raises ValueError
+    naming the known methods.
+    """
+    overrides = dict(overrides or {})
+    kind, factory = overrides.pop("kind", None), overrides.pop("factory", None)
+    unknown = sorted(set(overrides) - set(OVERRIDABLE))
+    if unknown:
+        raise ValueError(f"method {name!r}: unknown keys {unknown}; allowed: {OVERRIDABLE}")
+    if name in METHODS:
+        base = METHODS[name]
+        if (kind or base.kind) != base.kind or (factory or base.factory) != base.factory:
+            raise ValueError(
+                f"method {name!r} is built in ({base.kind}, {base.factory}); a config may "
+                f"override only {', '.join(OVERRIDABLE)}: choose another name for a new method"
+            )
+    elif kind is None or factory is None:
+        raise ValueError(
+            f"unknown method {name!r}; known: {', '.join(METHODS)} (a new method needs "
+            "'kind' and 'factory' in its method_specs entry)"
+        )
+    else:
+        if kind not in (*CLASSICAL_KINDS, "learned"):
+            raise ValueError(
+                f"method {name!r}: kind {kind!r} is not interpolation, model-based or learned"
+            )
+        base = Method(name, kind, factory, label=name, reference="defined in the config")
+    weights = overrides.pop("weights", None)
+    return dataclasses.replace(
+        base,
+        **{key: {**getattr(base, key), **value} for key, value in overrides.items()},
+        **({"weights": {**base.weights, scale: weights}} if weights else {}),
+    )
+
+
+def ablations() -> dict[str, tuple[str, str, str]]:
+    """Tables 4 and 5 in table order: key -> (variant without the component, full model,
+    component), e.g. ``"gdl": ("rrlsrn_no_gdl", "rrlsrn", "GDL")``."""
+    variants = sorted((m for m in BUILT_IN if m.ablation), key=lambda m: m.ablation.table)
+    return {m.ablation.key: (m.name, m.ablation.full, m.ablation.component) for m in variants}
+
+
+def ablation_table_number(key: str) -> int:
+    """The paper's table number of an ablation (4: ``gdl``, 5: ``bottom_conv``)."""
+    return next(m.ablation.table for m in BUILT_IN if m.ablation and m.ablation.key == key)
+
+
+def label(name: str) -> str:
+    """The name a reader sees for a method (the name itself when it is not built in)."""
+    return METHODS[name].label if name in METHODS else name
+
+
+def methods_table() -> str:
+    """The registry as a Markdown table (``rrlsrn methods``): name, kind, label,
+    reference, scales, shipped weights."""
+    rows = [
+        "| name | kind | label | reference | scales | weights |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in BUILT_IN:
+        scales = ", ".join(f"x{s}" for s in sorted(m.weights)) or ("any" if m.classical else "x2")
+        weights = ", ".join(m.weights.values()) or ("-" if m.classical else "not shipped")
+        rows.append(f"| {m.name} | {m.kind} | {m.label} | {m.reference} | {scales} | {weights} |")
+    return "\n".join(rows)
+
+
+def load(path: str) -> Any:
+    """The object an import path ``"package.module:attribute"`` names, imported now."""
+    module, _, attribute = path.partition(":")
+    if not module or not attribute:
+        raise ValueError(f"{path!r} is not an import path 'package.module:attribute'")
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"cannot import {path!r}: {error}") from error
+
+
+def architecture(name: str) -> Any:
+    """The network class (or builder) of an architecture name of :data:`ARCHITECTURES`."""
+    if name not in ARCHITECTURES:
+        raise KeyError(f"unknown model {name!r}; registered: {sorted(ARCHITECTURES)}")
+    return load(ARCHITECTURES[name])
+
+
+def factory(method: Method) -> Any:
+    """The callable that makes ``method``: its function (classical) or network class."""
+    return load(method.factory) if method.classical else architecture(method.factory)
