@@ -232,7 +232,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     check_device(args.device)
     plan_upscale(args.input, args.output, args.mask, args.overwrite, args.skip_existing)
-    upscaler = load_upscaler(args.model, args.weights)
+    upscaler = load_upscaler(args.method, args.weights, args.model, args.degradation)
     reports, failures, skipped = upscale_paths(
         args.input,
         args.output,
@@ -264,6 +264,13 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def cmd_methods(args: argparse.Namespace) -> int:
+    from rrlsrn.registry import methods_table
+
+    print(methods_table())
     return 0
 
 
@@ -328,8 +335,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", type=Path, help="a .nii / .nii.gz volume, or a folder of them")
     p.add_argument("output", type=Path, help="output .nii(.gz), or a folder for a folder")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--model", help="shipped weights by name (default: rrlsrn)")
+    which.add_argument(
+        "--method", help="a method of `rrlsrn methods` (default: rrlsrn, its shipped weights)"
+    )
+    which.add_argument("--model", help="shipped weights by name (e.g. rrlsrn_no_gdl)")
     which.add_argument("--weights", type=Path, help="a checkpoint the trainer wrote (best.pt)")
+    p.add_argument(
+        "--degradation",
+        default="bicubic",
+        help="the LR operator a classical method assumes: bicubic, kspace or gaussian_block",
+    )
     p.add_argument(
         "--scale", type=scale_factor, default=2, help="2, or 4 by cascading the x2 model"
     )
@@ -353,6 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_upscale)
+
+    p = sub.add_parser("methods", help="list the methods: kind, label, reference, weights")
+    p.set_defaults(func=cmd_methods)
 
     p = sub.add_parser(
         "evaluate",

@@ -1,8 +1,11 @@
-"""Super-resolve a user's own NIfTI stack in-plane with a trained model (``rrlsrn upscale``).
+"""Super-resolve a user's own NIfTI stack in-plane with any method (``rrlsrn upscale``).
 
 Every 2D slice across the slice axis goes through the same :func:`rrlsrn.infer.run_model`
-the workflow uses.  A x``s`` network run ``k`` times gives x``s**k`` (x4 = the x2 model
-twice: the paper's future work).
+(networks) or :func:`rrlsrn.infer.run_classical` (the other methods of
+:mod:`rrlsrn.registry`) the workflow uses.  A x``s`` network run ``k`` times gives
+x``s**k`` (x4 = the x2 model twice: the paper's future work); a classical method makes
+any integer scale in one pass, with the named degradation operator as its forward model
+(model-based methods) or sample grid (cubic spline).
 
 Grid: the output covers the input's field of view exactly, as the degradation operator
 assumes (each input voxel becomes ``f x f`` output voxels).  Along an in-plane axis the
@@ -22,8 +25,9 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -31,15 +35,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from rrlsrn import registry
 from rrlsrn.checkpoint import load_model
 from rrlsrn.data.prepare import describe_slicing, intensity_range, resolve_slice_axis
-from rrlsrn.infer import run_model
+from rrlsrn.degrade import Degradation, make_degradation
+from rrlsrn.infer import ClassicalMethod, run_classical, run_model
 from rrlsrn.io import atomic_path, load_nifti
 from rrlsrn.steps import device_name
 from rrlsrn.train import pick_device
 from rrlsrn.weights import shipped_weights_path
 
-DEFAULT_MODEL = "rrlsrn"
+DEFAULT_METHOD = "rrlsrn"
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
@@ -49,11 +55,23 @@ class UpscaleError(ValueError):
 
 @dataclass(frozen=True)
 class Upscaler:
-    """A loaded network and what it is called (for messages and the output header)."""
+    """What runs, and what it is called (for messages and the output header): a network
+    of scale ``model_scale``, or a classical method (any scale; ``model_scale`` None)."""
 
-    model: nn.Module
     name: str
-    model_scale: int
+    model_scale: int | None
+    model: nn.Module | None = None
+    method: ClassicalMethod | None = None
+    degradation: Degradation | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def passes(self, scale: int) -> int:
+        """How many passes make x``scale``: one for a classical method."""
+        if self.model_scale is None:
+            if scale < 2:
+                raise UpscaleError(f"the scale must be at least 2, got {scale}")
+            return 1
+        return cascade_passes(scale, self.model_scale)
 
 
 @dataclass(frozen=True)
@@ -79,17 +97,50 @@ def nifti_suffix(path: str | os.PathLike) -> str | None:
     )
 
 
-def load_upscaler(model: str | None = None, weights: str | os.PathLike | None = None) -> Upscaler:
-    """Shipped weights by name (default ``rrlsrn``) or any checkpoint the trainer wrote."""
-    if model is not None and weights is not None:
-        raise UpscaleError("give --model or --weights, not both")
-    path = Path(weights) if weights is not None else shipped_weights_path(model or DEFAULT_MODEL)
-    network = load_model(path)
+def load_upscaler(
+    method: str | None = None,
+    weights: str | os.PathLike | None = None,
+    model: str | None = None,
+    degradation: str = "bicubic",
+) -> Upscaler:
+    """A registered method by name (default ``rrlsrn``, its shipped weights), shipped
+    weights by name (``model``), or any checkpoint the trainer wrote (``weights``).
+
+    Classical methods get the ``degradation`` operator (a name of
+    :func:`rrlsrn.degrade.make_degradation`) and their registered parameters.
+    """
+    if sum(x is not None for x in (method, weights, model)) > 1:
+        raise UpscaleError("give one of --method, --model or --weights")
+    operator = make_degradation(degradation)  # a bad name fails before any work
+    if weights is not None or model is not None:
+        path = Path(weights) if weights is not None else shipped_weights_path(model)
+        return _network(str(path) if weights is not None else model, load_model(path), path)
+    record = registry.resolve(method or DEFAULT_METHOD)
+    if record.classical:
+        return Upscaler(
+            f"{record.name}, {degradation} operator",
+            None,
+            method=registry.load(record.factory),
+            degradation=operator,
+            params=record.params,
+        )
+    if record.kind == "imported":
+        return _network(record.name, registry.load(record.loader)(None, **record.model_args))
+    if not record.weights:
+        raise UpscaleError(
+            f"method {record.name!r} ships no weights; train it and pass --weights best.pt"
+        )
+    name = record.weights[min(record.weights)]
+    return _network(record.name, load_model(shipped_weights_path(name)))
+
+
+def _network(name: str, network: nn.Module, path: Path | None = None) -> Upscaler:
     scale = getattr(network, "scale", None)
     if not isinstance(scale, int) or scale < 2:
-        raise UpscaleError(f"{path}: the model {type(network).__name__} has no integer scale")
-    name = str(path) if weights is not None else (model or DEFAULT_MODEL)
-    return Upscaler(network, name, scale)
+        raise UpscaleError(
+            f"{path or name}: the model {type(network).__name__} has no integer scale"
+        )
+    return Upscaler(name, scale, model=network)
 
 
 def cascade_passes(scale: int, model_scale: int) -> int:
@@ -139,24 +190,30 @@ def upscaled_image(
 def super_resolve_stack(
     stack: np.ndarray,
     upscaler: Upscaler,
-    passes: int,
+    scale: int,
     device: torch.device,
     batch_size: int | None = None,
     keep: np.ndarray | None = None,
     progress: bool = True,
 ) -> np.ndarray:
-    """(N, h, w) normalised slices -> (N, h f, w f); slices not in ``keep`` stay zero."""
-    factor = upscaler.model_scale**passes
+    """(N, h, w) normalised slices -> (N, h s, w s); slices not in ``keep`` stay zero."""
+    passes = upscaler.passes(scale)
     n, height, width = stack.shape
-    out = np.zeros((n, height * factor, width * factor), np.float32)
+    out = np.zeros((n, height * scale, width * scale), np.float32)
     indices = np.flatnonzero(keep) if keep is not None else np.arange(n)
-    step = batch_size or (32 if device.type == "cuda" else 1)
+    networks = 32 if device.type == "cuda" else 1
+    step = batch_size or (networks if upscaler.model is not None else 16)
     with tqdm(total=len(indices), desc="upscale", unit="slice", disable=not progress) as bar:
         for start in range(0, len(indices), step):
             chunk = indices[start : start + step]
             x = torch.from_numpy(np.ascontiguousarray(stack[chunk], dtype=np.float32))
-            for _ in range(passes):
-                x = run_model(upscaler.model, x, device, batch_size)
+            if upscaler.model is None:
+                x = run_classical(
+                    upscaler.method, x, scale, upscaler.degradation, device, step, upscaler.params
+                )
+            else:
+                for _ in range(passes):
+                    x = run_model(upscaler.model, x, device, batch_size)
             out[chunk] = x.numpy()
             bar.update(len(chunk))
     return out
@@ -226,7 +283,7 @@ def upscale_volume(
     """
     source, output = Path(source), Path(output)
     _check_output(output, overwrite)
-    passes = cascade_passes(scale, upscaler.model_scale)
+    upscaler.passes(scale)  # a scale the method cannot make fails before any work
     torch_device = pick_device(device)
     img, data = load_nifti(source)
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
@@ -241,7 +298,7 @@ def upscale_volume(
         inside = np.moveaxis(_read_mask(Path(mask), img, data, source), slice_axis, 0)
     keep = inside.any(axis=(1, 2)) if inside is not None else None
     start = time.perf_counter()
-    sr = super_resolve_stack(stack, upscaler, passes, torch_device, batch_size, keep, progress)
+    sr = super_resolve_stack(stack, upscaler, scale, torch_device, batch_size, keep, progress)
     seconds = time.perf_counter() - start
     sr *= high
     if data.min() >= 0:

@@ -105,3 +105,17 @@ def test_no_import_cycle_between_rrlsrn_and_baselines():
         assert not {i for i in imports if i.split(".")[0] == "baselines"}, name
     code = "import sys, baselines; assert 'rrlsrn.infer' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)  # registers nothing
+
+
+def test_the_methods_command_lists_the_registry(capsys):
+    from rrlsrn.cli import main
+
+    assert main(["methods"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| name | kind | label | reference | scales | weights |"
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    assert [row[0] for row in rows] == registry.method_names()
+    for row, method in zip(rows, registry.BUILT_IN, strict=True):
+        assert row[1:4] == [method.kind, method.label, method.reference]
+        shipped = ", ".join(method.weights.values())
+        assert row[5] == (shipped or ("-" if method.classical else "not shipped"))
