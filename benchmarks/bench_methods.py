@@ -10,8 +10,11 @@ workflow's path, making the LR input not counted):
 * ``single_s``: one slice per call (latency), median over ``--single`` different slices;
 * ``batched_s``: ``--batch`` slices in one call (the workflow's throughput), per slice.
 
-Learned models use their shipped weights.  PSNR (shave 2) over the batched slices is
-reported as a sanity check, not as a result (the tables are the results).
+The methods are those of :mod:`rrlsrn.registry` that run without a training run: the
+classical ones and the learned ones with shipped weights, less the ablation variants.
+Learned models use their shipped weights; classical ones their functions' own defaults.
+PSNR (shave 2) over the batched slices is reported as a sanity check, not as a result
+(the tables are the results).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import nibabel as nib
 import numpy as np
 import torch
 
+from rrlsrn import registry
 from rrlsrn.checkpoint import load_model
 from rrlsrn.data.embedded import embedded_volume
 from rrlsrn.data.prepare import normalise_intensities
@@ -33,8 +37,11 @@ from rrlsrn.infer import super_resolve
 from rrlsrn.metrics import psnr
 from rrlsrn.weights import shipped_weights_path
 
-CLASSICAL = ["bicubic", "cubic_spline", "nmu", "lrtv"]
-LEARNED = ["srcnn", "fsrcnn", "rrlsrn"]
+METHODS = [
+    m.name
+    for m in registry.BUILT_IN
+    if not m.ablation and (m.classical or (m.kind == "learned" and 2 in m.weights))
+]
 
 
 def real_slices(count: int) -> list[np.ndarray]:
@@ -46,7 +53,8 @@ def real_slices(count: int) -> list[np.ndarray]:
 
 
 def bench(method: str, slices: list[np.ndarray], device: str, singles: int) -> dict:
-    model = load_model(shipped_weights_path(method)) if method in LEARNED else None
+    record = registry.METHODS[method]
+    model = None if record.classical else load_model(shipped_weights_path(record.weights[2]))
     run = dict(method=method, model=model, device=device, progress=False)
     super_resolve(slices[:1], **run)  # warm-up (allocations, matrices, weights)
     single = [super_resolve([s], **run)[1][0] for s in slices[:singles]]
@@ -66,7 +74,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--single", type=int, default=3)
-    parser.add_argument("--methods", nargs="+", default=CLASSICAL + LEARNED)
+    parser.add_argument("--methods", nargs="+", default=METHODS)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

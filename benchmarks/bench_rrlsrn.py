@@ -23,7 +23,8 @@ import torch
 
 from rrlsrn.infer import run_model
 from rrlsrn.losses import combined_loss
-from rrlsrn.models import RRLSRN
+from rrlsrn.models import build_model
+from rrlsrn.registry import METHODS
 from rrlsrn.settings import make_settings
 from rrlsrn.train import pick_device, train
 
@@ -33,9 +34,15 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def rrlsrn() -> torch.nn.Module:
+    """The registry's RRLSRN (architecture and default arguments), untrained."""
+    method = METHODS["rrlsrn"]
+    return build_model(method.factory, **method.model_args)
+
+
 def time_inference(device: torch.device, batch: int, repeats: int) -> float:
     """Seconds per slice for 256x256 outputs with ``run_model`` (the workflow's path)."""
-    model = RRLSRN()
+    model = rrlsrn()
     lr = torch.rand(batch, 128, 128)
     run_model(model, lr, device, batch)  # warm-up
     times = []
@@ -50,7 +57,7 @@ def time_inference(device: torch.device, batch: int, repeats: int) -> float:
 
 def bare_training_rate(device: torch.device, steps: int, batch: int = 16) -> float:
     """Patches/s of a minimal loop: same model, loss and optimiser, tensors made up front."""
-    model = RRLSRN().to(device).to(memory_format=torch.channels_last)
+    model = rrlsrn().to(device).to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), 5e-4)
     hr = torch.rand(batch, 1, 64, 64, device=device).contiguous(memory_format=torch.channels_last)
     lr = torch.rand(batch, 1, 32, 32, device=device).contiguous(memory_format=torch.channels_last)
@@ -86,7 +93,17 @@ def trainer_rate(device: torch.device, steps: int) -> float:
         "pretrain", {"max_steps": steps + 5, "steps_per_epoch": 5, "val_slices": 1}
     )
     with tempfile.TemporaryDirectory() as tmp:
-        train("rrlsrn", slices, slices[:1], tmp, settings, device=str(device), progress=False)
+        method = METHODS["rrlsrn"]
+        train(
+            method.factory,
+            slices,
+            slices[:1],
+            tmp,
+            settings,
+            model_kwargs=method.model_args,
+            device=str(device),
+            progress=False,
+        )
         rows = Path(tmp, "train_log.csv").read_text().splitlines()[1:]
     rates = [float(r.split(",")[-1]) for r in rows][1:]  # drop the warm-up epoch
     return float(statistics.median(rates))
