@@ -117,12 +117,12 @@ def super_resolve(
     batch_size: int | None = None,
     progress: bool = True,
     params: dict[str, Any] | None = None,
-    factory: str | None = None,
+    factory: str | ClassicalMethod | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Degrade each HR slice, super-resolve it with ``method``; return SR slices and seconds.
 
     With ``model`` the network runs; without, ``method`` is a classical method of the
-    registry (or the function at the import path ``factory``) and ``params`` are its
+    registry (or the function ``factory``, or the one at that import path) and ``params`` are its
     keyword arguments (from the registry and config).  Slices of equal
     shape are processed together; the seconds per slice are the batch's wall time divided
     evenly (making the LR input is not counted).  Outputs are clipped to [0, 1], the range
@@ -131,7 +131,9 @@ def super_resolve(
     check_hr_slices(hr_slices, scale)
     degrade_fn = make_degradation(**(degradation or {"name": "bicubic"}))
     device = torch.device(device)
-    classical = classical_method(method, factory) if model is None else None
+    classical = None
+    if model is None:
+        classical = factory if callable(factory) else classical_method(method, factory)
     sr: list[np.ndarray | None] = [None] * len(hr_slices)
     seconds = np.zeros(len(hr_slices))
     groups = _group_by_shape(hr_slices)

@@ -15,13 +15,13 @@ import os
 import re
 import reprlib
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from rrlsrn import registry
+from rrlsrn import plugins, registry
 from rrlsrn.data.sources import Volume, default_split, list_volumes
 from rrlsrn.io import write_text_atomic
 
@@ -134,9 +134,10 @@ def key_path(path: Any) -> str:
     return text
 
 
-def check_methods(config: dict[str, Any]) -> None:
+def check_methods(config: dict[str, Any], plugin_dirs: Sequence[str] = ()) -> None:
     """Every method of ``methods`` must be built in (:mod:`rrlsrn.registry`) or defined in
-    ``method_specs``, and every ``method_specs`` entry must resolve."""
+    ``method_specs``, and every ``method_specs`` entry must resolve.  A config's own
+    method of the run must import (or find its program), looking in ``plugin_dirs`` too."""
     specs = config.get("method_specs", {})
     unknown = [m for m in config["methods"] if m not in registry.METHODS and m not in specs]
     if unknown:
@@ -150,6 +151,12 @@ def check_methods(config: dict[str, Any]) -> None:
             resolved_method(config, name)
         except ValueError as error:
             raise ConfigError(f"config: method_specs.{name}: {error}") from None
+    for name in config["methods"]:
+        if name not in registry.METHODS:
+            try:
+                plugins.check_method(resolved_method(config, name), plugin_dirs)
+            except ValueError as error:
+                raise ConfigError(f"config: method_specs.{name}: {error}") from None
 
 
 def check_training(config: dict[str, Any]) -> None:
@@ -160,9 +167,17 @@ def check_training(config: dict[str, Any]) -> None:
     problems: dict[str, list[str]] = {}
     for method in learned_methods(config):
         try:
-            make_settings(preset, method_settings(config, method))
+            init = make_settings(preset, method_settings(config, method)).init
         except ValueError as error:
             problems.setdefault(str(error), []).append(method)
+            continue
+        if init in ("shipped", "lapsrn_x2") and ":" in resolved_method(config, method).factory:
+            problems.setdefault(
+                f"init {init!r} (preset {preset!r}) loads weights made for rrlsrn's own "
+                "networks, not for a model of your own: set `train: {init: scratch}` (or a "
+                "checkpoint path) in its method_specs entry",
+                [],
+            ).append(method)
     if problems:
         raise ConfigError(
             "; ".join(
@@ -173,12 +188,13 @@ def check_training(config: dict[str, Any]) -> None:
         )
 
 
-def check_config(config: dict[str, Any]) -> None:
-    """Stop on what the schema cannot see: unknown methods, training settings, datasets.
+def check_config(config: dict[str, Any], plugin_dirs: Sequence[str] = ()) -> None:
+    """Stop on what the schema cannot see: unknown methods, plug-ins that do not load
+    (modules looked for in ``plugin_dirs`` too), training settings, datasets.
 
     Run on the validated config (defaults filled in); raises :class:`ConfigError`.
     """
-    check_methods(config)
+    check_methods(config, plugin_dirs)
     check_training(config)
     for dataset in config["datasets"]:
         dataset_split(config, dataset)
@@ -311,11 +327,21 @@ def resolved_method(config: dict[str, Any], method: str) -> registry.Method:
     return registry.resolve(method, overrides, config.get("scale", 2))
 
 
-def method_spec(config: dict[str, Any], method: str) -> dict[str, Any]:
+def plugin_dirs(configfiles: Sequence[str | os.PathLike]) -> list[str]:
+    """Where a config's own methods' modules are looked for: the config files' folders."""
+    return list(dict.fromkeys(str(Path(f).resolve().parent) for f in configfiles))
+
+
+def method_spec(
+    config: dict[str, Any], method: str, search_path: Sequence[str] = ()
+) -> dict[str, Any]:
     """What a job needs of ``method`` (a rule parameter): kind, factory, params,
-    model_args, train, the shipped weights at the config's scale, and the loader."""
+    model_args, train, the shipped weights at the config's scale, and the loader; a
+    config's own method also ``search_path``, the folders its module is looked for in."""
     m = resolved_method(config, method)
+    own = {} if method in registry.METHODS else {"search_path": list(search_path)}
     return {
+        **own,
         "kind": m.kind,
         "factory": m.factory,
         "params": m.params,

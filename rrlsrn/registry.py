@@ -16,6 +16,11 @@ Kinds and factories:
   ``learned`` ones are trained by the one trainer, ``imported`` ones load weights made
   elsewhere through ``loader``, the import path of ``f(path, **model_args) -> nn.Module``.
 
+A config may define a method of its own (a plug-in, :mod:`rrlsrn.plugins`): ``kind:
+python`` with ``entrypoint`` (``"module:function"``), ``kind: learned`` with ``model``
+(``"module:Class"``, an ``nn.Module`` built with ``scale`` and ``model_args``) or ``kind:
+command`` with ``command`` (a program line); the key becomes the record's ``factory``.
+
 Import paths are resolved lazily (:func:`load`), so this module imports neither torch
 nor the ``baselines`` package: every Snakemake start imports it.
 """
@@ -30,8 +35,11 @@ from typing import Any
 
 CLASSICAL_KINDS = ("interpolation", "model-based")
 NETWORK_KINDS = ("learned", "imported")
+PLUGIN_KINDS = ("python", "command")  # only defined by configs
 KINDS = (*CLASSICAL_KINDS, *NETWORK_KINDS)
 OVERRIDABLE = ("params", "model_args", "train", "weights")
+# A config's own method: kind -> the key that names its code (it becomes the factory).
+PLUGIN_KEYS = {"python": "entrypoint", "learned": "model", "command": "command"}
 
 # Network architectures by the name checkpoints store -> import path of the class.
 ARCHITECTURES = {
@@ -201,33 +209,52 @@ def resolve(name: str, overrides: Mapping[str, Any] | None = None, scale: int = 
     """
     overrides = dict(overrides or {})
     kind, factory = overrides.pop("kind", None), overrides.pop("factory", None)
+    plugin = {key: overrides.pop(key) for key in set(PLUGIN_KEYS.values()) & set(overrides)}
     unknown = sorted(set(overrides) - set(OVERRIDABLE))
     if unknown:
         raise ValueError(f"method {name!r}: unknown keys {unknown}; allowed: {OVERRIDABLE}")
     if name in METHODS:
         base = METHODS[name]
-        if (kind or base.kind) != base.kind or (factory or base.factory) != base.factory:
+        changed = (kind or base.kind) != base.kind or (factory or base.factory) != base.factory
+        if changed or plugin:
             raise ValueError(
                 f"method {name!r} is built in ({base.kind}, {base.factory}); a config may "
                 f"override only {', '.join(OVERRIDABLE)}: choose another name for a new method"
             )
-    elif kind is None or factory is None:
+    elif kind is None or (factory is None and not plugin):
         raise ValueError(
             f"unknown method {name!r}; known: {', '.join(METHODS)} (a new method needs "
-            "'kind' and 'factory' in its method_specs entry)"
+            "'kind' and 'factory' (or 'entrypoint', 'model', 'command') in its "
+            "method_specs entry)"
         )
     else:
-        if kind not in (*CLASSICAL_KINDS, "learned"):
-            raise ValueError(
-                f"method {name!r}: kind {kind!r} is not interpolation, model-based or learned"
-            )
+        factory = _own_factory(name, kind, factory, plugin)
         base = Method(name, kind, factory, label=name, reference="defined in the config")
+        if kind == "learned" and ":" in factory:  # a model class of the user's: gets the scale
+            overrides["model_args"] = {**overrides.get("model_args", {}), "scale": scale}
     weights = overrides.pop("weights", None)
     return dataclasses.replace(
         base,
         **{key: {**getattr(base, key), **value} for key, value in overrides.items()},
         **({"weights": {**base.weights, scale: weights}} if weights else {}),
     )
+
+
+def _own_factory(name: str, kind: str, factory: str | None, plugin: dict[str, str]) -> str:
+    """The factory of a config's own method: ``factory`` or the one key its kind takes."""
+    if kind not in (*CLASSICAL_KINDS, "learned", *PLUGIN_KINDS):
+        raise ValueError(
+            f"method {name!r}: kind {kind!r} is not interpolation, model-based, learned, "
+            "python or command"
+        )
+    keys = {"factory", PLUGIN_KEYS.get(kind)} - {None}
+    keys -= {"factory"} if kind in PLUGIN_KINDS else set()
+    given = [*plugin, *(["factory"] if factory is not None else [])]
+    if len(given) != 1 or given[0] not in keys:
+        raise ValueError(
+            f"method {name!r} of kind {kind!r} takes one of {sorted(keys)}, got {given}"
+        )
+    return factory if factory is not None else plugin[given[0]]
 
 
 def ablations() -> dict[str, tuple[str, str, str]]:
@@ -273,7 +300,10 @@ def load(path: str) -> Any:
 
 
 def architecture(name: str) -> Any:
-    """The network class (or builder) of an architecture name of :data:`ARCHITECTURES`."""
+    """The network class (or builder) of an architecture name of :data:`ARCHITECTURES`,
+    or of a user's class path ``"module:Class"`` (a config's own learned method)."""
+    if ":" in name:
+        return load(name)
     if name not in ARCHITECTURES:
         raise KeyError(f"unknown model {name!r}; registered: {sorted(ARCHITECTURES)}")
     return load(ARCHITECTURES[name])

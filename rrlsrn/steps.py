@@ -13,9 +13,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from rrlsrn import registry
+from rrlsrn import plugins, registry
 from rrlsrn.checkpoint import load_model
-from rrlsrn.infer import super_resolve
+from rrlsrn.degrade import make_degradation
+from rrlsrn.infer import check_hr_slices, super_resolve
 from rrlsrn.io import atomic_path, load_npz, load_slices, save_npz_atomic, write_text_atomic
 from rrlsrn.metrics import evaluate_slices
 from rrlsrn.settings import make_settings
@@ -45,20 +46,21 @@ def train_method(
     ``checkpoint_dir/superseded/`` and starts fresh, so ``best_out`` is always this run's.
     """
     settings = make_settings(preset, overrides)
-    summary = train(
-        spec["factory"],
-        load_slices(train_files),
-        load_slices(val_files),
-        checkpoint_dir,
-        settings,
-        model_kwargs=spec.get("model_args", {}),
-        scale=scale,
-        degradation=degradation,
-        device=device,
-        weights_name=spec.get("weights"),
-        threads=threads,
-        lapsrn_mat=lapsrn_mat,
-    )
+    with plugins.search_path(spec.get("search_path")):  # a model class of the user's
+        summary = train(
+            spec["factory"],
+            load_slices(train_files),
+            load_slices(val_files),
+            checkpoint_dir,
+            settings,
+            model_kwargs=spec.get("model_args", {}),
+            scale=scale,
+            degradation=degradation,
+            device=device,
+            weights_name=spec.get("weights"),
+            threads=threads,
+            lapsrn_mat=lapsrn_mat,
+        )
     print(summary)
     if not summary["finished"]:
         raise RuntimeError(
@@ -112,22 +114,33 @@ def super_resolve_subject(
     if threads:
         torch.set_num_threads(threads)
     data = load_npz(data_file)
-    model = method_model(spec, model_file, lapsrn_mat)
-    torch_device = pick_device(device)
-    try:
-        sr, seconds = super_resolve(
-            list(data["hr"]),
-            method,
-            scale,
-            degradation,
-            model,
-            torch_device,
-            params=spec.get("params", {}),
-            factory=spec["factory"] if model is None else None,
+    folders = spec.get("search_path")
+    with plugins.search_path(folders):  # a config's own method: its module beside the config
+        model = method_model(spec, model_file, lapsrn_mat)
+        factory = (
+            registry.load(spec["factory"]) if spec["kind"] in registry.CLASSICAL_KINDS else None
         )
+    torch_device = pick_device(device)
+    if spec["kind"] == "python":
+        factory = plugins.python_method(method, spec["factory"], folders)
+    try:
+        if spec["kind"] == "command":
+            sr, seconds = command_super_resolve(method, spec["factory"], data, scale, degradation)
+        else:
+            sr, seconds = super_resolve(
+                list(data["hr"]),
+                method,
+                scale,
+                degradation,
+                model,
+                torch_device,
+                params=spec.get("params", {}),
+                factory=factory,
+            )
     except ValueError as error:
         raise ValueError(f"{data_file}: {error}") from error
     save_npz_atomic(sr_out, sr=np.stack(sr), slice_index=data["slice_index"])
+    outside = spec["kind"] == "command"
     frame = pd.DataFrame(
         {
             "method": method,
@@ -135,11 +148,24 @@ def super_resolve_subject(
             "subject": subject,
             "slice": data["slice_index"],
             "seconds": seconds,
-            "device": device_name(torch_device),
+            "device": "external program" if outside else device_name(torch_device),
+            "timing": "outside" if outside else "method",
         }
     )
     write_text_atomic(runtime_out, frame.to_csv(sep="\t", index=False))
     print(f"{method}: {len(sr)} slices, {seconds.mean():.4f} s per slice")
+
+
+def command_super_resolve(
+    method: str, command: str, data: dict[str, Any], scale: int, degradation: dict[str, Any]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """A ``command`` method on a prepared subject's slices: SR slices (clipped to [0, 1])
+    and seconds per slice, timed from outside (the command's wall time / slices)."""
+    check_hr_slices(list(data["hr"]), scale)
+    lr = make_degradation(**degradation)(torch.from_numpy(np.asarray(data["hr"])), scale)
+    spacing = data.get("spacing", (1.0, 1.0))
+    out, total = plugins.run_command(method, command, lr.numpy(), scale, spacing)
+    return list(np.clip(out, 0, 1)), np.full(len(out), total / len(out))
 
 
 def device_name(device: torch.device) -> str:

@@ -31,6 +31,7 @@ from rrlsrn.registry import ablation_table_number, ablations
 from rrlsrn.stats import paired_test, paired_tests, present_metrics, summarise
 
 PAPER_DATASETS = {"kirby21": "Kirby 21", "namic": "NAMIC", "fetal": "clinical fetal"}
+OUTSIDE = " †"  # Table 6: timed from outside (an external program's wall time / slices)
 
 
 @functools.cache
@@ -278,9 +279,15 @@ def runtime_table(
     With ``benchmarks`` (from :func:`load_rule_benchmarks`) each dataset gets a second row:
     the rules' wall time divided by the slice count, which includes process start and
     model loading.  The paper's rows follow, marked as measured on the paper's machine.
+    Times of external programs (``timing`` "outside": the command's wall time divided by
+    the slices, start-up included) carry :data:`OUTSIDE`.
     """
     methods = [m for m in methods if m in set(runtimes["method"])]
     per_slice = runtimes.groupby(["dataset", "method"])["seconds"].mean()
+    outside = set()
+    if "timing" in runtimes:
+        marked = runtimes[runtimes["timing"] == "outside"]
+        outside = set(zip(marked["dataset"], marked["method"], strict=True))
     slices = runtimes.groupby(["dataset", "method"]).size()
     devices = runtimes.groupby("dataset")["device"].agg(
         lambda d: ", ".join(sorted(set(map(str, d))))
@@ -288,7 +295,11 @@ def runtime_table(
     rows = []
     for dataset in runtimes["dataset"].unique():
         row = {"Dataset": dataset, "Timing": "per slice (method only)"}
-        row |= {method_label(m): _fmt_s(per_slice.get((dataset, m), float("nan"))) for m in methods}
+        row |= {
+            method_label(m): _fmt_s(per_slice.get((dataset, m), float("nan")))
+            + (OUTSIDE if (dataset, m) in outside else "")
+            for m in methods
+        }
         row["Device"] = devices[dataset] if devices is not None else ""
         rows.append(row)
         if benchmarks is not None and not benchmarks.empty:
@@ -320,9 +331,10 @@ def paired_table(metrics: pd.DataFrame, reference: str = "rrlsrn") -> pd.DataFra
     methods compared within a dataset, metric and unit.
     """
     parts = [paired_tests(metrics, reference, unit=u) for u in ("subject", "slice")]
-    tests = pd.concat([p for p in parts if not p.empty], ignore_index=True)
-    if tests.empty:
-        return tests
+    parts = [p for p in parts if not p.empty]
+    if not parts:  # e.g. a run without the reference method
+        return pd.DataFrame()
+    tests = pd.concat(parts, ignore_index=True)
     return pd.DataFrame(
         {
             "Dataset": tests["dataset"],
@@ -408,7 +420,9 @@ def write_paper_tables(
         out / "table6_runtime",
         "Table 6: seconds per slice; 'method only' times the method on the slices, "
         "'whole job' divides the workflow job's wall time (start-up and model loading "
-        "included) by the slices; the paper's rows come from its own machine.",
+        "included) by the slices; the paper's rows come from its own machine; "
+        f"{OUTSIDE.strip()}: timed from outside (an external program's wall time divided "
+        "by the slices, its start-up included).",
     )
     paths += write_table(
         paired_table(metrics),

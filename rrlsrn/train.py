@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from rrlsrn import plugins
 from rrlsrn.checkpoint import (
     CheckpointError,
     fingerprint_changes,
@@ -284,6 +285,7 @@ def run_fingerprint(
     init_state: Mapping[str, torch.Tensor] | None,
     train_slices: Sequence[np.ndarray],
     val_slices: Sequence[np.ndarray],
+    model_code: str | None = None,
 ) -> dict[str, Any]:
     """Everything that decides a training run's result, as JSON values (str -> value).
 
@@ -291,7 +293,8 @@ def run_fingerprint(
     where the initial weights come from and their content, and the content of the
     training and validation slices.  The slices are hashed here, as arrays (dtype,
     shape, bytes), so the CLI and the workflow, which both pass slices, fingerprint
-    the same data the same way whatever files it came from.
+    the same data the same way whatever files it came from.  ``model_code`` (the digest
+    of a user's model file, :func:`rrlsrn.plugins.source_digest`) is added when given.
     """
     values = {
         "model": model_name,
@@ -303,6 +306,7 @@ def run_fingerprint(
         "init_weights": None if init_state is None else content_digest(sorted(init_state.items())),
         "train_data": content_digest((str(i), s) for i, s in enumerate(train_slices)),
         "val_data": content_digest((str(i), s) for i, s in enumerate(val_slices)),
+        **({"model_code": model_code} if model_code else {}),
     }
     return json.loads(json.dumps(values))  # plain JSON values: tuples become lists
 
@@ -392,6 +396,7 @@ def train(
         init_state,
         train_slices,
         val_slices,
+        plugins.source_digest(type(model)) if ":" in model_name else None,
     )
     meta = {
         "model_name": model_name,

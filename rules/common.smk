@@ -8,6 +8,9 @@ from rrlsrn import pipeline
 from rrlsrn.data import mialsrtk
 from rrlsrn.data.embedded import EMBEDDED_ROOT
 
+# A config's own methods' modules are looked for beside its config files.
+PLUGIN_DIRS = pipeline.plugin_dirs(workflow.config_settings.configfiles)
+
 # A config mistake stops the workflow here, before any job, in one line.
 try:
     SCHEMA = pipeline.load_schema(f"{workflow.basedir}/schemas/config.schema.yaml")
@@ -16,7 +19,7 @@ try:
     )
     pipeline.check_schema(config, SCHEMA)
     validate(config, schema="../schemas/config.schema.yaml")  # fills in the defaults
-    pipeline.check_config(config)
+    pipeline.check_config(config, PLUGIN_DIRS)
 except pipeline.ConfigError as error:
     raise WorkflowError(str(error)) from None
 
@@ -72,7 +75,7 @@ def train_inputs(wildcards):
 
 
 def method_spec_params(wildcards):
-    return pipeline.method_spec(config, wildcards.method)
+    return pipeline.method_spec(config, wildcards.method, PLUGIN_DIRS)
 
 
 def training_overrides(wildcards):

@@ -47,6 +47,17 @@ def text_file(tmp: Path) -> dict[str, str]:
     return _folder(tmp, {"notes.nii.txt": b"scanner notes"})
 
 
+def plugin_module(tmp: Path) -> dict[str, str]:
+    """``my_plugin.py`` beside the case's config: a function and a class of the wrong kind."""
+    (tmp / "my_plugin.py").write_text("def upsample(lr, scale):\n    return lr\n\nNet = 3\n")
+    return {}
+
+
+def own_method(kind: str, **spec: str) -> dict[str, Any]:
+    """A config running ``bicubic`` and the user's method ``mine``."""
+    return {"methods": ["bicubic", "mine"], "method_specs": {"mine": {"kind": kind, **spec}}}
+
+
 FOLDER_DATASET = {"datasets": {"mine": {"source": "folder", "path": "{folder}"}}}
 NO_OUTPUT = ["results"]
 
@@ -134,6 +145,71 @@ WORKFLOW_CASES: list[dict[str, Any]] = [
         "config_args": [],
         "exit_code": SNAKEMAKE_ERROR,
         "words": ["method_specs.mine: unknown method 'mine'", "needs 'kind' and 'factory'"],
+        "absent": NO_OUTPUT,
+    },
+    {
+        "id": "own_method_module_not_importable",
+        "config": own_method("python", entrypoint="no_such_module:upsample"),
+        "config_args": [],
+        "exit_code": SNAKEMAKE_ERROR,
+        "words": ["method_specs.mine: method 'mine'", "No module named 'no_such_module'"],
+        "absent": NO_OUTPUT,
+    },
+    {
+        "id": "own_method_function_missing",
+        "config": own_method("python", entrypoint="my_plugin:sharpen"),
+        "config_args": [],
+        "setup": "plugin_module",
+        "exit_code": SNAKEMAKE_ERROR,
+        "words": ["method 'mine': cannot import 'my_plugin:sharpen'", "no attribute 'sharpen'"],
+        "absent": NO_OUTPUT,
+    },
+    {
+        "id": "own_model_class_missing",
+        "config": {
+            **own_method("learned", model="my_plugin:MyNet"),
+            "training": {"preset": "smoke"},
+        },
+        "config_args": [],
+        "setup": "plugin_module",
+        "exit_code": SNAKEMAKE_ERROR,
+        "words": ["method 'mine': cannot import 'my_plugin:MyNet'", "no attribute 'MyNet'"],
+        "absent": NO_OUTPUT,
+    },
+    {
+        "id": "own_model_not_a_module_class",
+        "config": own_method("learned", model="my_plugin:Net", train={"init": "scratch"}),
+        "config_args": [],
+        "setup": "plugin_module",
+        "exit_code": SNAKEMAKE_ERROR,
+        "words": ["method 'mine': 'my_plugin:Net' is not an nn.Module class"],
+        "absent": NO_OUTPUT,
+    },
+    {
+        "id": "own_model_from_shipped_weights",
+        "config": {
+            **own_method("learned", model="torch.nn:Identity"),
+            "training": {"preset": "smoke"},
+        },
+        "config_args": [],
+        "exit_code": SNAKEMAKE_ERROR,
+        "words": ["training of method 'mine'", "init 'shipped'", "train: {init: scratch}"],
+        "absent": NO_OUTPUT,
+    },
+    {
+        "id": "own_command_not_on_path",
+        "config": own_method("command", command="no_such_sr {input} {output} --scale {scale}"),
+        "config_args": [],
+        "exit_code": SNAKEMAKE_ERROR,
+        "words": ["method_specs.mine: method 'mine'", "program 'no_such_sr' is not on PATH"],
+        "absent": NO_OUTPUT,
+    },
+    {
+        "id": "own_command_without_output",
+        "config": own_method("command", command="cp {input} sr.nii.gz"),
+        "config_args": [],
+        "exit_code": SNAKEMAKE_ERROR,
+        "words": ["method 'mine': the command lacks {output}"],
         "absent": NO_OUTPUT,
     },
     {

@@ -401,12 +401,12 @@ def test_the_default_config_passes_every_check(config):
         (
             {"method_specs": {"x": {"kind": "classical"}}},
             "config: method_specs.x.kind: 'classical' is not one of "
-            "['interpolation', 'model-based', 'learned']",
+            "['interpolation', 'model-based', 'learned', 'python', 'command']",
         ),
         (
             {"method_specs": {"nmu": {"parms": {}}}},
-            "config: unknown key 'parms' in method_specs.nmu; allowed keys: factory, kind, "
-            "model_args, params, train, weights",
+            "config: unknown key 'parms' in method_specs.nmu; allowed keys: command, "
+            "entrypoint, factory, kind, model, model_args, params, train, weights",
         ),
     ],
 )
@@ -466,7 +466,8 @@ def test_a_config_may_override_params_and_define_a_method(config):
         **registry.METHODS["nmu"].params,
         "max_iterations": 2,
     }
-    assert pipeline.method_spec(config, "mine") == {
+    assert pipeline.method_spec(config, "mine", ["/plugins"]) == {
+        "search_path": ["/plugins"],
         "kind": "model-based",
         "factory": "baselines.nmu:nmu",
         "params": {"tol": 2.0},
