@@ -58,6 +58,20 @@ def own_method(kind: str, **spec: str) -> dict[str, Any]:
     return {"methods": ["bicubic", "mine"], "method_specs": {"mine": {"kind": kind, **spec}}}
 
 
+def own_case(case_id: str, config: dict[str, Any], words: list[str]) -> dict[str, Any]:
+    """A row for a bad method of the user's: a parse-time stop naming it (``my_plugin.py``
+    beside the config)."""
+    return {
+        "id": case_id,
+        "config": config,
+        "config_args": [],
+        "setup": "plugin_module",
+        "exit_code": SNAKEMAKE_ERROR,
+        "words": words,
+        "absent": NO_OUTPUT,
+    }
+
+
 FOLDER_DATASET = {"datasets": {"mine": {"source": "folder", "path": "{folder}"}}}
 NO_OUTPUT = ["results"]
 
@@ -147,71 +161,41 @@ WORKFLOW_CASES: list[dict[str, Any]] = [
         "words": ["method_specs.mine: unknown method 'mine'", "needs 'kind' and 'factory'"],
         "absent": NO_OUTPUT,
     },
-    {
-        "id": "own_method_module_not_importable",
-        "config": own_method("python", entrypoint="no_such_module:upsample"),
-        "config_args": [],
-        "exit_code": SNAKEMAKE_ERROR,
-        "words": ["method_specs.mine: method 'mine'", "No module named 'no_such_module'"],
-        "absent": NO_OUTPUT,
-    },
-    {
-        "id": "own_method_function_missing",
-        "config": own_method("python", entrypoint="my_plugin:sharpen"),
-        "config_args": [],
-        "setup": "plugin_module",
-        "exit_code": SNAKEMAKE_ERROR,
-        "words": ["method 'mine': cannot import 'my_plugin:sharpen'", "no attribute 'sharpen'"],
-        "absent": NO_OUTPUT,
-    },
-    {
-        "id": "own_model_class_missing",
-        "config": {
-            **own_method("learned", model="my_plugin:MyNet"),
-            "training": {"preset": "smoke"},
-        },
-        "config_args": [],
-        "setup": "plugin_module",
-        "exit_code": SNAKEMAKE_ERROR,
-        "words": ["method 'mine': cannot import 'my_plugin:MyNet'", "no attribute 'MyNet'"],
-        "absent": NO_OUTPUT,
-    },
-    {
-        "id": "own_model_not_a_module_class",
-        "config": own_method("learned", model="my_plugin:Net", train={"init": "scratch"}),
-        "config_args": [],
-        "setup": "plugin_module",
-        "exit_code": SNAKEMAKE_ERROR,
-        "words": ["method 'mine': 'my_plugin:Net' is not an nn.Module class"],
-        "absent": NO_OUTPUT,
-    },
-    {
-        "id": "own_model_from_shipped_weights",
-        "config": {
-            **own_method("learned", model="torch.nn:Identity"),
-            "training": {"preset": "smoke"},
-        },
-        "config_args": [],
-        "exit_code": SNAKEMAKE_ERROR,
-        "words": ["training of method 'mine'", "init 'shipped'", "train: {init: scratch}"],
-        "absent": NO_OUTPUT,
-    },
-    {
-        "id": "own_command_not_on_path",
-        "config": own_method("command", command="no_such_sr {input} {output} --scale {scale}"),
-        "config_args": [],
-        "exit_code": SNAKEMAKE_ERROR,
-        "words": ["method_specs.mine: method 'mine'", "program 'no_such_sr' is not on PATH"],
-        "absent": NO_OUTPUT,
-    },
-    {
-        "id": "own_command_without_output",
-        "config": own_method("command", command="cp {input} sr.nii.gz"),
-        "config_args": [],
-        "exit_code": SNAKEMAKE_ERROR,
-        "words": ["method 'mine': the command lacks {output}"],
-        "absent": NO_OUTPUT,
-    },
+    own_case(
+        "own_method_module_not_importable",
+        own_method("python", entrypoint="no_such_module:upsample"),
+        ["method_specs.mine: method 'mine'", "No module named 'no_such_module'"],
+    ),
+    own_case(
+        "own_method_function_missing",
+        own_method("python", entrypoint="my_plugin:sharpen"),
+        ["method 'mine': cannot import 'my_plugin:sharpen'", "no attribute 'sharpen'"],
+    ),
+    own_case(
+        "own_model_class_missing",
+        {**own_method("learned", model="my_plugin:MyNet"), "training": {"preset": "smoke"}},
+        ["method 'mine': cannot import 'my_plugin:MyNet'", "no attribute 'MyNet'"],
+    ),
+    own_case(
+        "own_model_not_a_module_class",
+        own_method("learned", model="my_plugin:Net", train={"init": "scratch"}),
+        ["method 'mine': 'my_plugin:Net' is not an nn.Module class"],
+    ),
+    own_case(
+        "own_model_from_shipped_weights",
+        {**own_method("learned", model="torch.nn:Identity"), "training": {"preset": "smoke"}},
+        ["training of method 'mine'", "init 'shipped'", "train: {init: scratch}"],
+    ),
+    own_case(
+        "own_command_not_on_path",
+        own_method("command", command="no_such_sr {input} {output} --scale {scale}"),
+        ["method_specs.mine: method 'mine'", "program 'no_such_sr' is not on PATH"],
+    ),
+    own_case(
+        "own_command_without_output",
+        own_method("command", command="cp {input} sr.nii.gz"),
+        ["method 'mine': the command lacks {output}"],
+    ),
     {
         "id": "unknown_top_level_key",
         "config": None,
