@@ -231,22 +231,20 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from rrlsrn.upscale import load_upscaler, plan_upscale, upscale_paths
 
     check_device(args.device)
-    plan_upscale(args.input, args.output, args.mask, args.overwrite, args.skip_existing)
+    plan = plan_upscale(args.input, args.output, args.mask, args.overwrite, args.skip_existing)
     upscaler = load_upscaler(args.method, args.weights, args.model, args.degradation)
-    reports, failures, skipped = upscale_paths(
-        args.input,
-        args.output,
+    reports, failures = upscale_paths(
+        plan,
         upscaler,
         mask=args.mask,
         overwrite=args.overwrite,
-        skip_existing=args.skip_existing,
         scale=args.scale,
         axis=args.axis,
         device=args.device,
         batch_size=args.batch,
         progress=not args.quiet,
     )
-    for path in skipped:
+    for path in plan.skipped:
         print(f"{path} exists: kept (--skip-existing)")
     for r in reports:
         zooms = " x ".join(f"{z:.3g}" for z in r.zooms_out)

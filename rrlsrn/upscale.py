@@ -399,22 +399,18 @@ class UpscaleFailure:
 
 
 def upscale_paths(
-    source: str | os.PathLike,
-    output: str | os.PathLike,
+    plan: UpscalePlan,
     upscaler: Upscaler,
     mask: str | os.PathLike | None = None,
     overwrite: bool = False,
-    skip_existing: bool = False,
     **options,
-) -> tuple[list[UpscaleReport], list[UpscaleFailure], list[Path]]:
-    """Upscale one volume or a folder of them: (reports, failures, outputs skipped).
+) -> tuple[list[UpscaleReport], list[UpscaleFailure]]:
+    """Run a checked :func:`plan_upscale` plan: (reports, failures).
 
-    Every output path is checked first (:func:`plan_upscale`).  One volume: a bad input
-    raises.  A folder: a bad input is recorded and the others still run, so one broken
-    file does not leave the folder half converted; the caller lists the failures.
+    One volume: a bad input raises.  A folder: a bad input is recorded and the others
+    still run, so one broken file does not leave the folder half converted; the caller
+    lists the failures.  An unusable device fails in the first volume, before its work.
     """
-    plan = plan_upscale(source, output, mask, overwrite, skip_existing)
-    pick_device(options.get("device", "auto"))  # an unusable device fails before any work
     reports, failures = [], []
     for src, out in plan.jobs:
         try:
@@ -425,4 +421,4 @@ def upscale_paths(
             if not plan.folder:
                 raise
             failures.append(UpscaleFailure(src, str(error)))
-    return reports, failures, plan.skipped
+    return reports, failures
