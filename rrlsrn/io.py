@@ -18,6 +18,14 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+NIFTI_SUFFIXES = (".nii.gz", ".nii")  # longest first
+
+
+def nifti_suffix(path: str | os.PathLike) -> str | None:
+    """``.nii.gz`` or ``.nii`` when ``path`` names a NIfTI file, else None."""
+    name = Path(path).name
+    return next((s for s in NIFTI_SUFFIXES if name.endswith(s)), None)
+
 
 class VolumeError(ValueError):
     """A volume file is missing, unreadable or not the 3D finite image expected."""

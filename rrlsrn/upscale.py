@@ -40,13 +40,12 @@ from rrlsrn.checkpoint import load_model
 from rrlsrn.data.prepare import describe_slicing, intensity_range, resolve_slice_axis
 from rrlsrn.degrade import Degradation, make_degradation
 from rrlsrn.infer import ClassicalMethod, run_classical, run_model
-from rrlsrn.io import atomic_path, load_nifti
+from rrlsrn.io import atomic_path, load_nifti, nifti_suffix
 from rrlsrn.steps import device_name
 from rrlsrn.train import pick_device
 from rrlsrn.weights import shipped_weights_path
 
 DEFAULT_METHOD = "rrlsrn"
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 class UpscaleError(ValueError):
@@ -87,14 +86,6 @@ class UpscaleReport:
     slices: int
     seconds: float
     device: str
-
-
-def nifti_suffix(path: str | os.PathLike) -> str | None:
-    """``.nii.gz`` or ``.nii`` when ``path`` names a NIfTI file, else None."""
-    name = Path(path).name
-    return next(
-        (s for s in sorted(NIFTI_SUFFIXES, key=len, reverse=True) if name.endswith(s)), None
-    )
 
 
 def load_upscaler(

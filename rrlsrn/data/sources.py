@@ -15,6 +15,7 @@ from typing import Any
 
 from rrlsrn.data import kirby21, mialsrtk
 from rrlsrn.data.embedded import ADULT_SPLIT, ADULT_T1, EMBEDDED_ROOT
+from rrlsrn.io import NIFTI_SUFFIXES, nifti_suffix
 
 NAMIC_CASES = [
     "01011",
@@ -38,9 +39,6 @@ NAMIC_CASES = [
 # The paper tests on case01011..case01034 and trains on the rest.
 NAMIC_PAPER_TEST = {f"case{c}" for c in NAMIC_CASES if c <= "01034"}
 
-NIFTI_SUFFIXES = (".nii.gz", ".nii")
-
-
 @dataclass(frozen=True)
 class Volume:
     """One HR volume of a dataset, its optional brain mask, and who it shows."""
@@ -51,7 +49,7 @@ class Volume:
 
 
 def _is_nifti(path: Path) -> bool:
-    return path.is_file() and path.name.endswith(NIFTI_SUFFIXES)
+    return path.is_file() and nifti_suffix(path) is not None
 
 
 @functools.cache
@@ -86,10 +84,7 @@ def check_nifti_headers(root: Path, paths: Iterable[Path]) -> None:
 
 
 def _strip_nifti(name: str) -> str:
-    for suffix in NIFTI_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    return name.removesuffix(nifti_suffix(name) or "")
 
 
 def embedded_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
