@@ -72,18 +72,14 @@ def device_choice(text: str) -> str:
 
 
 def check_device(device: str) -> None:
-    """Refuse a CUDA device this machine does not have, before any work."""
-    if not device.startswith("cuda"):
-        return
-    import torch
+    """Refuse a device this machine does not have (:func:`rrlsrn.train.pick_device`'s
+    rule), before any work."""
+    from rrlsrn.train import pick_device
 
-    if not torch.cuda.is_available():
-        raise CommandError(f"--device {device}: CUDA is not available on this machine")
-    index = int(device.partition(":")[2] or 0)
-    if index >= torch.cuda.device_count():
-        raise CommandError(
-            f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
-        )
+    try:
+        pick_device(device)
+    except RuntimeError as error:
+        raise CommandError(f"--{error}") from None
 
 
 def version_text() -> str:

@@ -133,8 +133,14 @@ def pick_device(device: str = "auto") -> torch.device:
     """CUDA when present (or asked for), else CPU."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' was requested but CUDA is not available")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {device}: CUDA is not available on this machine")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
     return torch.device(device)
 
 
