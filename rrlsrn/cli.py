@@ -139,9 +139,9 @@ def cmd_params(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     from rrlsrn.data.prepare import SliceOptions, prepare_volume
-    from rrlsrn.io import save_npz_atomic
+    from rrlsrn.io import same_file, save_npz_atomic
 
-    if args.out.resolve() in {args.volume.resolve(), *([args.mask.resolve()] if args.mask else [])}:
+    if any(same_file(args.out, p) for p in (args.volume, args.mask) if p is not None):
         raise CommandError(f"{args.out}: the output is an input; choose another path")
     options = SliceOptions(
         axis=args.axis if args.axis == "auto" else int(args.axis), scale=args.scale
@@ -269,11 +269,11 @@ def cmd_methods(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rrlsrn.io import write_text_atomic
+    from rrlsrn.io import same_file, write_text_atomic
     from rrlsrn.volume_metrics import compare_volumes
 
-    inputs = [p.resolve() for p in (args.hr, args.sr, args.mask) if p is not None]
-    if args.per_slice is not None and args.per_slice.resolve() in inputs:
+    inputs = [p for p in (args.hr, args.sr, args.mask) if p is not None]
+    if args.per_slice is not None and any(same_file(args.per_slice, p) for p in inputs):
         raise CommandError(f"{args.per_slice}: --per-slice would overwrite an input")
     result = compare_volumes(
         args.hr,

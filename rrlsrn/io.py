@@ -27,6 +27,18 @@ def nifti_suffix(path: str | os.PathLike) -> str | None:
     return next((s for s in NIFTI_SUFFIXES if name.endswith(s)), None)
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: the same resolved path, a link, or a hard link
+    (an output that is an input would destroy it)."""
+    a, b = Path(a), Path(b)
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 class VolumeError(ValueError):
     """A volume file is missing, unreadable or not the 3D finite image expected."""
 

@@ -40,7 +40,7 @@ from rrlsrn.checkpoint import load_model
 from rrlsrn.data.prepare import describe_slicing, intensity_range, resolve_slice_axis
 from rrlsrn.degrade import Degradation, make_degradation
 from rrlsrn.infer import ClassicalMethod, run_classical, run_model
-from rrlsrn.io import atomic_path, load_nifti, nifti_suffix
+from rrlsrn.io import atomic_path, load_nifti, nifti_suffix, same_file
 from rrlsrn.steps import device_name
 from rrlsrn.train import pick_device
 from rrlsrn.weights import shipped_weights_path
@@ -210,16 +210,6 @@ def super_resolve_stack(
     return out
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Whether two paths name one file: the same resolved path, a link, or a hard link."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _check_writable(output: Path) -> None:
     """Refuse an output whose folder cannot be made or written, before any compute."""
     if output.is_dir():
@@ -367,7 +357,7 @@ def plan_upscale(
     protected = [src for src, _ in jobs] + ([Path(mask)] if mask is not None else [])
     todo, skipped = [], []
     for src, out in jobs:
-        clash = next((p for p in protected if _same_file(out, p)), None)
+        clash = next((p for p in protected if same_file(out, p)), None)
         if clash is not None:
             raise UpscaleError(
                 f"{out}: the output is the input {clash}; writing it would destroy the "
