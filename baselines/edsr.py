@@ -11,7 +11,9 @@ in sanghyun-son/EDSR-PyTorch (``r16f64``):
   baseline);
   then one 3x3 conv, and a global skip from the head's output;
 * upsampler (sub-pixel convolution, Shi et al. 2016): x2 and x3 one 3x3 conv to
-  ``n_feats * s**2`` channels + ``PixelShuffle(s)``; x4 two such x2 stages;
+  ``n_feats * s**2`` channels + ``PixelShuffle(s)``; x4 two such x2 stages (x8 three);
+  any other integer scale one stage, as x3 (the reference code stops at powers of 2
+  and 3);
 * tail: 3x3 conv, ``n_feats`` -> 1.
 
 No ``MeanShift``: the RGB model subtracts the DIV2K mean colour before the head and adds
@@ -60,14 +62,13 @@ class ResBlock(nn.Module):
 
 
 def upsampler(scale: int, n_feats: int) -> nn.Sequential:
-    """Sub-pixel upsampler: per x2 (or the one x3) stage a 3x3 conv to ``n_feats * r**2``
-    channels then ``PixelShuffle(r)``; no activation between stages (reference code)."""
-    if scale == 3:
-        factors = [3]
-    elif scale >= 2 and scale & (scale - 1) == 0:  # a power of two: log2(scale) x2 stages
-        factors = [2] * (scale.bit_length() - 1)
-    else:
-        raise ValueError(f"EDSR upsamples by 2, 3, 4 (or a power of two), got scale={scale}")
+    """Sub-pixel upsampler: per x2 stage (or the one stage of another scale, as x3) a 3x3
+    conv to ``n_feats * r**2`` channels then ``PixelShuffle(r)``; no activation between
+    stages (reference code)."""
+    if scale < 2:
+        raise ValueError(f"EDSR upsamples by an integer scale of at least 2, got scale={scale}")
+    # a power of two: log2(scale) x2 stages; x3 (the reference) and any other: one stage
+    factors = [2] * (scale.bit_length() - 1) if scale & (scale - 1) == 0 else [scale]
     layers: list[nn.Module] = []
     for r in factors:
         layers += [_conv3x3(n_feats, n_feats * r * r), nn.PixelShuffle(r)]

@@ -3,12 +3,13 @@
 A checkpoint is a dict saved with ``torch.save`` holding only tensors and plain Python
 values, so it loads with ``torch.load(weights_only=True)``.  Keys:
 
-``format`` (int), ``model_name`` (registry name), ``model_kwargs`` (dict), ``model``
-(state dict) and, in training checkpoints, ``optimizer``, ``scheduler``, ``rng``,
-``step``, ``best_val_psnr``, ``settings`` and ``fingerprint``: a dict of JSON values naming
-everything that decides the run's result (see ``rrlsrn.train.run_fingerprint``).  A run
-resumes only from a checkpoint with the same fingerprint.  Checkpoints written before
-fingerprints existed (the shipped weights among them) have none and load as before.
+``format`` (int), ``model_name`` (registry name), ``model_kwargs`` (dict), ``scale`` (the
+scale it was trained at; 2 when absent), ``model`` (state dict) and, in training
+checkpoints, ``optimizer``, ``scheduler``, ``rng``, ``step``, ``best_val_psnr``,
+``settings`` and ``fingerprint``: a dict of JSON values naming everything that decides the
+run's result (see ``rrlsrn.train.run_fingerprint``).  A run resumes only from a checkpoint
+with the same fingerprint.  Checkpoints written before fingerprints existed (the shipped
+weights among them) have none and load as before.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from rrlsrn.io import atomic_path
-from rrlsrn.models import build_model
+from rrlsrn.models import at_scale, build_model
 
 CHECKPOINT_FORMAT = 1
 
@@ -78,20 +79,44 @@ def load_state_into(
         ) from exc
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
-    return model_from_state(load_checkpoint(path), path).to(device)
+def checkpoint_scale(state: Mapping[str, Any]) -> int:
+    """The scale a checkpoint's network was trained at: its ``scale`` entry (else a
+    ``scale`` among its model arguments, else 2)."""
+    return int(state.get("scale", state.get("model_kwargs", {}).get("scale", 2)))
 
 
-def model_from_state(state: dict[str, Any], path: str | os.PathLike) -> nn.Module:
-    """The model a loaded checkpoint ``state`` (from ``path``) describes, in eval mode."""
+def load_model(
+    path: str | os.PathLike, device: str | torch.device = "cpu", scale: int | None = None
+) -> nn.Module:
+    """Rebuild the model a checkpoint describes and load its weights (eval mode), at its
+    own scale or at ``scale`` (see :func:`model_from_state`)."""
+    return model_from_state(load_checkpoint(path), path, scale).to(device)
+
+
+def model_from_state(
+    state: dict[str, Any], path: str | os.PathLike, scale: int | None = None
+) -> nn.Module:
+    """The model a loaded checkpoint ``state`` (from ``path``) describes, in eval mode.
+
+    It is built at the scale it was trained at (:func:`checkpoint_scale`), then, when
+    ``scale`` differs, moved to ``scale`` by :func:`rrlsrn.models.at_scale`: a cascade
+    network (RRLSRN) takes the same weights to any power of 2; any other network raises
+    :class:`CheckpointError` naming ``path``.
+    """
+    trained = checkpoint_scale(state)
+    model_args = {k: v for k, v in state.get("model_kwargs", {}).items() if k != "scale"}
     try:
-        model = build_model(state["model_name"], **state.get("model_kwargs", {}))
+        model = build_model(state["model_name"], trained, **model_args)
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(
             f"checkpoint {path} names a model that cannot be built: {exc}"
         ) from exc
     load_state_into(model, state["model"], path)
+    if scale is not None and scale != trained:
+        try:
+            model = at_scale(model, scale)
+        except ValueError as exc:
+            raise CheckpointError(f"checkpoint {path} holds x{trained} weights: {exc}") from None
     return model.eval()
 
 

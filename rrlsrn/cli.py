@@ -127,12 +127,12 @@ def cmd_params(args: argparse.Namespace) -> int:
     from rrlsrn.models import build_model, count_parameters
 
     kwargs = _parse_assignments(args.model_arg, "--model-arg")
-    model = build_model(args.model, **kwargs)
+    model = build_model(args.model, args.scale, **kwargs)
     convs = sum(type(m).__name__ == "Conv2d" for m in model.modules())
     tconvs = sum(type(m).__name__ == "ConvTranspose2d" for m in model.modules())
     print(
-        f"{args.model} {kwargs or ''}: {count_parameters(model):,} trainable parameters "
-        f"({convs} conv layers, {tconvs} transposed convs)"
+        f"{args.model} x{args.scale} {kwargs or ''}: {count_parameters(model):,} trainable "
+        f"parameters ({convs} conv layers, {tconvs} transposed convs)"
     )
     return 0
 
@@ -171,6 +171,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.out,
         settings,
         model_kwargs=_parse_assignments(args.model_arg, "--model-arg"),
+        scale=args.scale,
         device=args.device,
         weights_name=args.weights_name,
         threads=args.threads,
@@ -228,7 +229,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     check_device(args.device)
     plan = plan_upscale(args.input, args.output, args.mask, args.overwrite, args.skip_existing)
-    upscaler = load_upscaler(args.method, args.weights, args.model, args.degradation)
+    upscaler = load_upscaler(args.method, args.weights, args.model, args.degradation, args.scale)
     reports, failures = upscale_paths(
         plan,
         upscaler,
@@ -318,6 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("params", help="print a model's parameter and layer counts")
     p.add_argument("--model", default="rrlsrn")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--scale", type=scale_factor, default=2, help="the network's scale")
     p.set_defaults(func=cmd_params)
 
     p = sub.add_parser(
@@ -340,7 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the LR operator a classical method assumes: bicubic, kspace or gaussian_block",
     )
     p.add_argument(
-        "--scale", type=scale_factor, default=2, help="2, or 4 by cascading the x2 model"
+        "--scale",
+        type=scale_factor,
+        default=2,
+        help="the in-plane factor (default 2); RRLSRN and LapSRN make x4, x8 by cascading "
+        "their x2 network, other networks need weights of that scale, classical methods "
+        "make any",
     )
     p.add_argument(
         "--axis",
@@ -397,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a learned model with a preset (resumable)")
     p.add_argument("--model", default="rrlsrn")
     p.add_argument("--model-arg", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--scale", type=scale_factor, default=2, help="the scale to train at")
     p.add_argument("--preset", default="demo")
     p.add_argument(
         "--set",

@@ -3,7 +3,8 @@
 The LR input always comes from :func:`rrlsrn.degrade.make_degradation`.  Classical
 methods are functions ``f(lr_batch, scale, degradation, **params) -> sr_batch`` named by
 :mod:`rrlsrn.registry` and receive the same operator that made their input, for data
-consistency; learned ones are loaded from checkpoints (or imported weights).
+consistency; learned ones are loaded from checkpoints (or imported weights) and built
+for the run's scale.
 """
 
 from __future__ import annotations
@@ -66,7 +67,11 @@ def _sync(device: torch.device) -> None:
 def run_model(
     model: nn.Module, lr: torch.Tensor, device: torch.device, batch_size: int | None = None
 ) -> torch.Tensor:
-    """Apply a learned x2 model to an (N, H, W) LR stack in batches; returns float32 CPU."""
+    """Apply a network to an (N, h, w) LR stack in batches; returns float32 CPU.
+
+    The network is built for the run's scale (:func:`rrlsrn.models.build_model`); a
+    cascade network (RRLSRN at x4) runs its x2 passes in its own forward.
+    """
     model = model.to(device).to(memory_format=torch.channels_last).eval()
     outputs = []
     if batch_size is None:
@@ -129,6 +134,12 @@ def super_resolve(
     of the normalised HR data.
     """
     check_hr_slices(hr_slices, scale)
+    model_scale = getattr(model, "scale", scale)  # a config's own class may not say
+    if model_scale != scale:
+        raise ValueError(
+            f"{method}: the network makes x{model_scale}, the run is x{scale} "
+            "(rrlsrn.models.at_scale moves a cascade network to another scale)"
+        )
     degrade_fn = make_degradation(**(degradation or {"name": "bicubic"}))
     device = torch.device(device)
     classical = None

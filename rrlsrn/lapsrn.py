@@ -18,12 +18,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.io
 import torch
 from torch import nn
 
+from rrlsrn import registry
 from rrlsrn.checkpoint import load_state_into
 from rrlsrn.io import atomic_path
 from rrlsrn.models import RRLSRN
@@ -152,10 +154,14 @@ def lapsrn_x2_state_dict(
     return {k: v.float().contiguous() for k, v in sd.items()}
 
 
-def lapsrn_x2_model(path: str | os.PathLike | None = None, **model_args) -> nn.Module:
+def lapsrn_x2_model(
+    path: str | os.PathLike | None = None, scale: int = 2, **model_args: Any
+) -> nn.Module:
     """:class:`RRLSRN` (``model_args``) holding LapSRN's x2 weights, in eval mode: the
-    ``lapsrn_x2`` method's loader (:mod:`rrlsrn.registry`)."""
-    model = RRLSRN(**model_args)
+    ``lapsrn_x2`` method's loader (:mod:`rrlsrn.registry`).  At x4, x8, ... the x2
+    network cascades (:class:`RRLSRN`); other scales raise ValueError naming LapSRN."""
+    registry.cascade_passes(scale, "LapSRN x2")  # name LapSRN, not the class it is built as
+    model = RRLSRN(scale, **model_args)
     state = lapsrn_x2_state_dict(path, depth=model.depth, image_branch=model.image_branch)
     load_state_into(model, state, path or LAPSRN_X2_FILENAME)
     return model.eval()

@@ -1,7 +1,9 @@
 """Ship a trained checkpoint inside the package with a model card.
 
 The shipped file keeps only the weights and the facts needed to rebuild and describe
-the model (no optimiser state), so it stays small (about 2 MB for RRLSRN).
+the model (no optimiser state), the scale it was trained at among them, so it stays
+small (about 2 MB for RRLSRN).  The card names that scale (and, for RRLSRN, the cascade
+that takes its x2 weights to x4, x8, ...).
 """
 
 from __future__ import annotations
@@ -14,12 +16,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from torch import nn
 
-from rrlsrn.checkpoint import load_checkpoint, model_from_state, save_checkpoint
+from rrlsrn.checkpoint import checkpoint_scale, load_checkpoint, model_from_state, save_checkpoint
 from rrlsrn.degrade import bicubic_up, make_degradation
 from rrlsrn.io import load_npz, load_slices, write_text_atomic
 from rrlsrn.metrics import psnr
-from rrlsrn.models import build_model, count_parameters
+from rrlsrn.models import RRLSRN, count_parameters
 from rrlsrn.train import evenly_spaced
 
 LICENCE = (
@@ -85,11 +88,12 @@ def ship_weights(
                 )
                 for r in csv.DictReader(fh)
             ]
-    model = build_model(state["model_name"], **state.get("model_kwargs", {}))
+    model = model_from_state(state, checkpoint)
+    scale = checkpoint_scale(state)
     ref = reference_psnr(
         val_files,
         settings.get("val_slices", 32),
-        state.get("scale", 2),
+        scale,
         state.get("degradation", {"name": "bicubic"}),
     )
     subjects = ", ".join(Path(f).stem for f in train_files)
@@ -98,7 +102,7 @@ def ship_weights(
         f"# Model card: `{name}`",
         "",
         f"- **Architecture**: `{state['model_name']}` {state.get('model_kwargs') or ''} "
-        f"({count_parameters(model):,} parameters), x{state.get('scale', 2)}.",
+        f"({count_parameters(model):,} parameters), {scale_line(model, scale)}.",
         f"- **Started from**: {state.get('init', 'scratch')} (no external weights).",
         f"- **Training data**: embedded real adult T1w subjects {subjects} "
         "(axial / sagittal slices, per-volume [0, 1] normalisation); test subjects were "
@@ -122,6 +126,17 @@ def ship_weights(
         lines += [f"| {s} | {p:.2f} | {r:.1f} |" for s, p, r, _ in curve]
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     return pt_path, md_path
+
+
+def scale_line(model: nn.Module, scale: int) -> str:
+    """The card's scale: ``x2``, with how a cascade network (RRLSRN) reaches the others."""
+    if not isinstance(model, RRLSRN):
+        return f"x{scale}"
+    how = "trained through the cascade, " if scale > 2 else ""
+    return (
+        f"x{scale} ({how}x2 weights; x4, x8, ... by cascading the x2 network, "
+        "the same weights at every power of 2)"
+    )
 
 
 MEASURED_SECTION = "## Measured on the default test sets"
@@ -157,7 +172,7 @@ def measure_on_test_sets(
             sr, _ = super_resolve(
                 list(data["hr"]),
                 name,
-                state.get("scale", 2),
+                checkpoint_scale(state),
                 state.get("degradation", {"name": "bicubic"}),
                 model,
                 pick_device(device),

@@ -1,10 +1,14 @@
-"""RRLSRN (Song et al. 2022), and networks built by architecture name.
+"""RRLSRN (Song et al. 2022), and networks built by architecture name and scale.
 
 RRLSRN is a LapSRN-style x2 network (Lai et al. 2017): a feature branch working at LR
 resolution predicts a residual at HR resolution, which is added to an upsampled copy of
-the input made by the image branch ("bottom").  Checkpoints and the trainer name
-networks by their :data:`rrlsrn.registry.ARCHITECTURES` name (``rrlsrn``, ``srcnn``,
-``fsrcnn``), so the one trainer trains them all.
+the input made by the image branch ("bottom").  It reaches x4, x8, ... by cascade, its
+x2 weights applied log2(scale) times, as the paper proposes ("it can also be extended to
+x4 or x8 times for SR reconstruction by cascading", Song et al. 2022, Discussion): the
+one cascade, used alike by the trainer, the workflow and ``rrlsrn upscale``.
+
+Checkpoints and the trainer name networks by their :data:`rrlsrn.registry.ARCHITECTURES`
+name (``rrlsrn``, ``srcnn``, ``fsrcnn``, ...) and scale, so the one trainer trains them all.
 """
 
 from __future__ import annotations
@@ -42,10 +46,14 @@ class BicubicUpsample(nn.Module):
 
 
 class RRLSRN(nn.Module):
-    """Robust residual-learning SR network, x2.
+    """Robust residual-learning SR network: x2, and x4, x8, ... by cascade.
 
     Parameters
     ----------
+    scale : 2, or a power of 2 reached by cascade: the x2 network (its one set of
+        weights) applied log2(scale) times in :meth:`forward`.  The weights do not
+        depend on the scale, so a state dict of any scale loads into any other; x3 and
+        other scales raise ValueError.
     depth : number of inner 3x3 width->width convs (11 gives the paper's 13 conv layers:
         input conv + 11 inner + residual conv).
     width : feature channels (64 in the paper).
@@ -54,10 +62,12 @@ class RRLSRN(nn.Module):
         the "without bottom transposed conv" ablation of Table 5).
     """
 
-    scale = 2
-
-    def __init__(self, depth: int = 11, width: int = 64, image_branch: str = "transposed") -> None:
+    def __init__(
+        self, scale: int = 2, depth: int = 11, width: int = 64, image_branch: str = "transposed"
+    ) -> None:
         super().__init__()
+        self.passes = registry.cascade_passes(scale, "RRLSRN")
+        self.scale = scale
         if depth < 1 or width < 1:
             raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
         if image_branch not in ("transposed", "bicubic"):
@@ -90,17 +100,42 @@ class RRLSRN(nn.Module):
             with torch.no_grad():
                 self.image_up.weight.copy_(bilinear_kernel(4)[None, None])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def upsample_x2(self, x: torch.Tensor) -> torch.Tensor:
+        """One pass of the x2 network: (N, 1, h, w) -> (N, 1, 2h, 2w)."""
         f = F.leaky_relu(self.input_conv(x), LEAKY_SLOPE)
         for conv in self.inner:
             f = F.leaky_relu(conv(f), LEAKY_SLOPE)
         f = F.leaky_relu(self.feature_up(f), LEAKY_SLOPE)
         return self.image_up(x) + self.residual_conv(f)
 
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x``scale``: the x2 pass applied log2(scale) times, each on the last output."""
+        for _ in range(self.passes):
+            x = self.upsample_x2(x)
+        return x
 
-def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Construct the network of architecture ``name`` (:data:`rrlsrn.registry.ARCHITECTURES`)."""
-    return registry.architecture(name)(**kwargs)
+
+def build_model(name: str, scale: int = 2, **model_args: Any) -> nn.Module:
+    """The network of architecture ``name`` (:data:`rrlsrn.registry.ARCHITECTURES`, or a
+    config's own ``"module:Class"``) built for x``scale`` with ``model_args``."""
+    return registry.architecture(name)(scale=scale, **model_args)
+
+
+def at_scale(model: nn.Module, scale: int) -> nn.Module:
+    """``model`` working at x``scale``: itself at its own scale; a cascade network
+    (:class:`RRLSRN`) rebuilt for ``scale`` with the same weights (a copy, same mode,
+    device and dtype).  Any other network makes its own scale only: ValueError, one line."""
+    own = getattr(model, "scale", None)
+    if own == scale:
+        return model
+    if isinstance(model, RRLSRN):
+        other = RRLSRN(scale, model.depth, model.width, model.image_branch)
+        other.to(model.input_conv.weight).load_state_dict(model.state_dict())
+        return other.train(model.training)
+    makes = f"x{own}" if own else "its own scale"
+    raise ValueError(
+        f"{type(model).__name__} upsamples by its own layers: it makes {makes} only, not x{scale}"
+    )
 
 
 def count_parameters(model: nn.Module) -> int:

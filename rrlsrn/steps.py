@@ -75,19 +75,25 @@ def train_method(
 
 
 def method_model(
-    spec: dict[str, Any], model_file: str | os.PathLike | None, lapsrn_mat: str | os.PathLike | None
+    spec: dict[str, Any],
+    model_file: str | os.PathLike | None,
+    lapsrn_mat: str | os.PathLike | None,
+    scale: int = 2,
 ) -> nn.Module | None:
-    """The network a method runs: trained checkpoint, imported weights, or None (classical).
+    """The network a method runs at x``scale``: trained checkpoint, imported weights, or
+    None (classical).
 
     ``spec`` is :func:`rrlsrn.pipeline.method_spec`'s; an imported method's weights file
-    (``lapsrn_mat``) goes to its registered ``loader``.
+    (``lapsrn_mat``) goes to its registered ``loader``.  A cascade network (RRLSRN, LapSRN)
+    reaches x4 with x2 weights (:func:`rrlsrn.models.at_scale`); any other network's
+    checkpoint must be of ``scale``.
     """
     if spec["kind"] == "learned":
         if not model_file:
             raise ValueError("a learned method needs its trained checkpoint")
-        return load_model(model_file)
+        return load_model(model_file, scale=scale)
     if spec["kind"] == "imported":
-        return registry.load(spec["loader"])(lapsrn_mat, **spec.get("model_args", {}))
+        return registry.load(spec["loader"])(lapsrn_mat, scale=scale, **spec.get("model_args", {}))
     return None
 
 
@@ -116,7 +122,7 @@ def super_resolve_subject(
     data = load_npz(data_file)
     folders = spec.get("search_path")
     with plugins.search_path(folders):  # a config's own method: its module beside the config
-        model = method_model(spec, model_file, lapsrn_mat)
+        model = method_model(spec, model_file, lapsrn_mat, scale)
         factory = (
             registry.load(spec["factory"]) if spec["kind"] in registry.CLASSICAL_KINDS else None
         )

@@ -1,12 +1,16 @@
-"""The ONE trainer: every learned method (RRLSRN, its ablations, SRCNN, FSRCNN) uses it.
+"""The ONE trainer: every learned method (RRLSRN, its ablations, SRCNN, FSRCNN, ...) uses it.
 
 Patches are sampled from HR training slices (random position with a minimum brain
 fraction, random flip / 90-degree rotation), the LR input is made on the fly by the
-configured degradation operator, and the model is fitted with the combined
-Charbonnier + GDL loss.  Every ``steps_per_epoch`` steps it computes the validation PSNR
-on held-out slices, appends to a CSV log and writes ``last.pt`` (full state: model,
-optimiser, scheduler, RNG, step) and ``best.pt`` (weights of the best validation epoch).
-A killed run resumes from ``last.pt`` and continues bit-for-bit where it stopped.
+configured degradation operator, and the model, built for the run's scale, is fitted with
+the combined Charbonnier + GDL loss on its output.  At x4 RRLSRN is its x2 network
+cascaded (:class:`rrlsrn.models.RRLSRN`): the loss at the x4 output trains the one set of
+x2 weights through both passes, and its checkpoints load into the x2 network as they are.
+
+Every ``steps_per_epoch`` steps it computes the validation PSNR on held-out slices,
+appends to a CSV log and writes ``last.pt`` (full state: model, optimiser, scheduler, RNG,
+step) and ``best.pt`` (weights of the best validation epoch).  A killed run resumes from
+``last.pt`` and continues bit-for-bit where it stopped.
 
 Every checkpoint carries the run's fingerprint (:func:`run_fingerprint`): model, settings,
 operator, scale, initial weights and data.  A run resumes only from a ``last.pt`` with
@@ -36,10 +40,12 @@ from tqdm.auto import tqdm
 from rrlsrn import plugins
 from rrlsrn.checkpoint import (
     CheckpointError,
+    checkpoint_scale,
     fingerprint_changes,
     fingerprint_tag,
     load_checkpoint,
     load_state_into,
+    model_from_state,
     save_checkpoint,
     set_aside,
 )
@@ -127,6 +133,16 @@ class PatchSampler:
                 patch = patch.flip(-1)
             patches.append(torch.rot90(patch, t & 3, dims=(0, 1)))
         return torch.stack(patches)[:, None].contiguous()
+
+
+def hr_patch_size(patch_size: int, scale: int) -> int:
+    """The HR patch side the trainer samples: ``patch_size`` cropped to a multiple of
+    ``scale`` (the LR operator needs whole LR pixels; 64 stays 64 at x2 and x4, is 63 at
+    x3), as the data's slices are (:func:`rrlsrn.degrade.modcrop`)."""
+    size = patch_size - patch_size % scale
+    if size < scale:
+        raise ValueError(f"patch_size {patch_size} is smaller than the scale {scale}")
+    return size
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -239,19 +255,17 @@ def initial_weights(
     model_kwargs: dict[str, Any],
     weights_name: str | None = None,
     lapsrn_mat: str | os.PathLike | None = None,
+    scale: int = 2,
 ) -> tuple[dict[str, torch.Tensor] | None, str]:
     """State dict to start from (or None for scratch) and a description of its origin.
 
     ``lapsrn_mat`` is the LapSRN x2 file for ``init: lapsrn_x2`` (default: the
-    ``RRLSRN_LAPSRN_MAT`` file or the download cache).
+    ``RRLSRN_LAPSRN_MAT`` file or the download cache).  Weights of another scale than
+    ``scale`` serve only a cascade network (RRLSRN: the same x2 weights at every power
+    of 2); for any other network they raise :class:`CheckpointError`.
     """
     if init == "scratch":
         return None, "scratch"
-    if init == "shipped":
-        from rrlsrn.weights import shipped_weights_path
-
-        path = shipped_weights_path(weights_name or model_name)
-        return load_checkpoint(path)["model"], f"shipped:{path.name}"
     if init == "lapsrn_x2":
         from rrlsrn.lapsrn import lapsrn_x2_state_dict
 
@@ -266,7 +280,23 @@ def initial_weights(
             depth=model_kwargs.get("depth", 11),
             image_branch=model_kwargs.get("image_branch", "transposed"),
         ), init
-    return load_checkpoint(init)["model"], f"checkpoint:{init}"
+    if init == "shipped":
+        from rrlsrn.weights import shipped_weights_path
+
+        path = shipped_weights_path(weights_name or model_name)
+        origin = f"shipped:{path.name}"
+    else:
+        path, origin = Path(init), f"checkpoint:{init}"
+    state = load_checkpoint(path)
+    if checkpoint_scale(state) != scale:
+        try:
+            model_from_state(state, path, scale)  # a cascade network takes them as they are
+        except CheckpointError as error:
+            raise CheckpointError(
+                f"init {init!r}: {error}; start {model_name} at x{scale} from scratch "
+                f"(`train: {{init: scratch}}` in its method spec) or from x{scale} weights"
+            ) from None
+    return state["model"], origin
 
 
 def content_digest(arrays: Iterable[tuple[str, np.ndarray | torch.Tensor]]) -> str:
@@ -385,12 +415,21 @@ def train(
     dev = pick_device(device)
     degrade_fn = make_degradation(**degradation)
 
+    # A config's own model class also gets the scale among its model_args
+    # (rrlsrn.registry.resolve): it must be the run's.
+    if model_kwargs.get("scale", scale) != scale:
+        raise ValueError(
+            f"{model_name}: model_args scale {model_kwargs['scale']} differs from the "
+            f"run's scale {scale}"
+        )
+    model_args = {k: v for k, v in model_kwargs.items() if k != "scale"}
+
     torch.manual_seed(settings.seed)
-    model = build_model(model_name, **model_kwargs)
+    model = build_model(model_name, scale, **model_args)  # a cascade trains its x2 weights
     gen = torch.Generator().manual_seed(settings.seed)
     optimizer = _make_optimizer(model, settings)
     init_state, origin = initial_weights(
-        settings.init, model_name, model_kwargs, weights_name, lapsrn_mat
+        settings.init, model_name, model_kwargs, weights_name, lapsrn_mat, scale
     )
     fingerprint = run_fingerprint(
         model_name,
@@ -440,11 +479,12 @@ def train(
         for k, v in st.items():
             if isinstance(v, torch.Tensor) and k != "step":
                 st[k] = v.to(dev)
+    patch_size = hr_patch_size(settings.patch_size, scale)
     sampler = PatchSampler(
-        train_slices, settings.patch_size, settings.min_foreground, settings.foreground_threshold
+        train_slices, patch_size, settings.min_foreground, settings.foreground_threshold
     )
     val = evenly_spaced(list(val_slices), settings.val_slices)
-    pixel_factor = settings.patch_size**2 if settings.loss_reduction == "sum_per_sample" else 1
+    pixel_factor = patch_size**2 if settings.loss_reduction == "sum_per_sample" else 1
 
     def checkpoint(path: Path, full: bool) -> None:
         state = {

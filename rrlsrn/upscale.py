@@ -2,10 +2,12 @@
 
 Every 2D slice across the slice axis goes through the same :func:`rrlsrn.infer.run_model`
 (networks) or :func:`rrlsrn.infer.run_classical` (the other methods of
-:mod:`rrlsrn.registry`) the workflow uses.  A x``s`` network run ``k`` times gives
-x``s**k`` (x4 = the x2 model twice: the paper's future work); a classical method makes
-any integer scale in one pass, with the named degradation operator as its forward model
-(model-based methods) or sample grid (cubic spline).
+:mod:`rrlsrn.registry`) the workflow uses.  A network is built for the asked scale, as in
+the workflow: RRLSRN and LapSRN reach x4, x8, ... by cascading their x2 weights
+(:class:`rrlsrn.models.RRLSRN`, the paper's "x4 by cascade"), any other network needs
+weights trained at that scale; a classical method makes any integer scale in one pass,
+with the named degradation operator as its forward model (model-based methods) or
+sample grid (cubic spline).
 
 Grid: the output covers the input's field of view exactly, as the degradation operator
 assumes (each input voxel becomes ``f x f`` output voxels).  Along an in-plane axis the
@@ -22,6 +24,7 @@ scaled units; the display range (cal_min / cal_max) is cleared.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -36,11 +39,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from rrlsrn import registry
-from rrlsrn.checkpoint import load_model
+from rrlsrn.checkpoint import checkpoint_scale, load_checkpoint, load_model, model_from_state
 from rrlsrn.data.prepare import describe_slicing, intensity_range, resolve_slice_axis
 from rrlsrn.degrade import Degradation, make_degradation
 from rrlsrn.infer import ClassicalMethod, run_classical, run_model
 from rrlsrn.io import atomic_path, load_nifti, nifti_suffix, same_file
+from rrlsrn.models import at_scale
 from rrlsrn.steps import device_name
 from rrlsrn.train import pick_device
 from rrlsrn.weights import shipped_weights_path
@@ -55,7 +59,7 @@ class UpscaleError(ValueError):
 @dataclass(frozen=True)
 class Upscaler:
     """What runs, and what it is called (for messages and the output header): a network
-    of scale ``model_scale``, or a classical method (any scale; ``model_scale`` None)."""
+    built for x``model_scale``, or a classical method (any scale; ``model_scale`` None)."""
 
     name: str
     model_scale: int | None
@@ -64,13 +68,22 @@ class Upscaler:
     degradation: Degradation | None = None
     params: dict[str, Any] = field(default_factory=dict)
 
-    def passes(self, scale: int) -> int:
-        """How many passes make x``scale``: one for a classical method."""
-        if self.model_scale is None:
-            if scale < 2:
-                raise UpscaleError(f"the scale must be at least 2, got {scale}")
-            return 1
-        return cascade_passes(scale, self.model_scale)
+    def at(self, scale: int) -> Upscaler:
+        """This upscaler making x``scale``: a network moved there by
+        :func:`rrlsrn.models.at_scale` (a cascade network: the same x2 weights); raises
+        :class:`UpscaleError` (one line) for a scale it cannot make."""
+        if scale < 2:
+            raise UpscaleError(f"the scale must be at least 2, got {scale}")
+        if self.model is None or self.model_scale == scale:
+            return self
+        try:
+            network = at_scale(self.model, scale)
+        except ValueError as error:
+            raise UpscaleError(
+                f"{self.name}: {error}; pass --scale {self.model_scale}, or weights trained "
+                f"at x{scale}"
+            ) from None
+        return dataclasses.replace(self, model_scale=scale, model=network)
 
 
 @dataclass(frozen=True)
@@ -93,20 +106,32 @@ def load_upscaler(
     weights: str | os.PathLike | None = None,
     model: str | None = None,
     degradation: str = "bicubic",
+    scale: int | None = None,
 ) -> Upscaler:
     """A registered method by name (default ``rrlsrn``, its shipped weights), shipped
-    weights by name (``model``), or any checkpoint the trainer wrote (``weights``).
+    weights by name (``model``), or any checkpoint the trainer wrote (``weights``), ready
+    to make x``scale`` (default: a checkpoint's own scale, else 2; :meth:`Upscaler.at`
+    moves it to another).
 
     Classical methods get the ``degradation`` operator (a name of
-    :func:`rrlsrn.degrade.make_degradation`) and their registered parameters.
+    :func:`rrlsrn.degrade.make_degradation`) and their registered parameters.  A scale
+    the method cannot make raises :class:`UpscaleError` (one line) before any work.
     """
     if sum(x is not None for x in (method, weights, model)) > 1:
         raise UpscaleError("give one of --method, --model or --weights")
     operator = make_degradation(degradation)  # a bad name fails before any work
     if weights is not None or model is not None:
         path = Path(weights) if weights is not None else shipped_weights_path(model)
-        return _network(str(path) if weights is not None else model, load_model(path), path)
+        state = load_checkpoint(path)
+        network = model_from_state(state, path)
+        name = str(path) if weights is not None else model
+        trained = checkpoint_scale(state)
+        return Upscaler(name, trained, model=network).at(scale or trained)
     record = registry.resolve(method or DEFAULT_METHOD)
+    scale = scale or 2
+    problem = registry.scale_problem(record, scale)
+    if problem is not None:
+        raise UpscaleError(problem)
     if record.classical:
         return Upscaler(
             f"{record.name}, {degradation} operator",
@@ -116,36 +141,17 @@ def load_upscaler(
             params=record.params,
         )
     if record.kind == "imported":
-        return _network(record.name, registry.load(record.loader)(None, **record.model_args))
-    if not record.weights:
+        loader = registry.load(record.loader)
+        return Upscaler(record.name, scale, model=loader(None, scale=scale, **record.model_args))
+    name = registry.weights_at(record, scale)
+    if name is None:
+        shipped = ", ".join(f"x{s}" for s in sorted(record.weights)) or "none"
         raise UpscaleError(
-            f"method {record.name!r} ships no weights; train it and pass --weights best.pt"
+            f"method {record.name!r} ships no x{scale} weights (shipped: {shipped}); train "
+            f"it at x{scale} and pass --weights best.pt"
         )
-    name = record.weights[min(record.weights)]
-    return _network(record.name, load_model(shipped_weights_path(name)))
-
-
-def _network(name: str, network: nn.Module, path: Path | None = None) -> Upscaler:
-    scale = getattr(network, "scale", None)
-    if not isinstance(scale, int) or scale < 2:
-        raise UpscaleError(
-            f"{path or name}: the model {type(network).__name__} has no integer scale"
-        )
-    return Upscaler(name, scale, model=network)
-
-
-def cascade_passes(scale: int, model_scale: int) -> int:
-    """How many passes of a x``model_scale`` network make x``scale`` (a power of it)."""
-    passes, reached = 0, 1
-    while reached < scale:
-        reached *= model_scale
-        passes += 1
-    if scale < 2 or reached != scale:
-        reachable = ", ".join(str(model_scale**k) for k in range(1, 4))
-        raise UpscaleError(
-            f"the weights are x{model_scale}: they reach x{reachable}, ... by cascade, not x{scale}"
-        )
-    return passes
+    path = shipped_weights_path(name)
+    return Upscaler(record.name, scale, model=load_model(path, scale=scale))
 
 
 def upscaled_affine(affine: np.ndarray, axes: Sequence[int], factor: int) -> np.ndarray:
@@ -188,7 +194,7 @@ def super_resolve_stack(
     progress: bool = True,
 ) -> np.ndarray:
     """(N, h, w) normalised slices -> (N, h s, w s); slices not in ``keep`` stay zero."""
-    passes = upscaler.passes(scale)
+    upscaler = upscaler.at(scale)
     n, height, width = stack.shape
     out = np.zeros((n, height * scale, width * scale), np.float32)
     indices = np.flatnonzero(keep) if keep is not None else np.arange(n)
@@ -203,8 +209,7 @@ def super_resolve_stack(
                     upscaler.method, x, scale, upscaler.degradation, device, step, upscaler.params
                 )
             else:
-                for _ in range(passes):
-                    x = run_model(upscaler.model, x, device, batch_size)
+                x = run_model(upscaler.model, x, device, batch_size)
             out[chunk] = x.numpy()
             bar.update(len(chunk))
     return out
@@ -264,7 +269,7 @@ def upscale_volume(
     """
     source, output = Path(source), Path(output)
     _check_output(output, overwrite)
-    upscaler.passes(scale)  # a scale the method cannot make fails before any work
+    upscaler = upscaler.at(scale)  # a scale the method cannot make fails before any work
     torch_device = pick_device(device)
     img, data = load_nifti(source)
     zooms = tuple(float(z) for z in img.header.get_zooms()[:3])

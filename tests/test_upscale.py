@@ -179,9 +179,21 @@ def test_any_trained_scale_works_and_other_scales_are_refused(tmp_path):
     source = crop_of_the_fetal_sample(tmp_path / "in.nii.gz")
     report = up.upscale_volume(source, tmp_path / "x3.nii.gz", upscaler, scale=3, progress=False)
     assert report.shape_out == (192, 144, 3)
-    with pytest.raises(up.UpscaleError, match="x3: they reach x3, 9, 27"):
+    # FSRCNN's transposed conv makes its own scale only: no cascade, no other scale
+    with pytest.raises(up.UpscaleError, match="FSRCNN .* x3 only, not x2; pass --scale 3"):
         up.upscale_volume(source, tmp_path / "x2.nii.gz", upscaler, scale=2, progress=False)
-    assert up.cascade_passes(8, 2) == 3 and up.cascade_passes(9, 3) == 2
+    with pytest.raises(up.UpscaleError, match="makes x3 only, not x9"):
+        up.load_upscaler(weights=tmp_path / "best.pt", scale=9)
+    assert not (tmp_path / "x2.nii.gz").exists()
+
+
+def test_a_network_without_weights_at_the_scale_is_refused_before_any_work(tmp_path):
+    with pytest.raises(up.UpscaleError, match="'fsrcnn' ships no x4 weights \\(shipped: x2\\)"):
+        up.load_upscaler("fsrcnn", scale=4)
+    with pytest.raises(up.UpscaleError, match="^rrlsrn reaches x2, x4, x8, .* not x3$"):
+        up.load_upscaler("rrlsrn", scale=3)
+    assert up.load_upscaler("rrlsrn", scale=4).model.scale == 4  # the x2 weights, cascaded
+    assert up.load_upscaler("nmu", scale=3).model is None  # any scale
 
 
 def test_a_classical_method_runs_on_the_volume_with_the_named_operator(tmp_path):
