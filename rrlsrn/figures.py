@@ -663,8 +663,11 @@ def _rules(method: str) -> dict[str, str]:
     }
 
 
-def _example_title(dataset: str, subject: str, slice_number: int, method: str) -> str:
-    return f"{dataset} — {subject}, slice {slice_number} (median {method_label(method)} PSNR)"
+def _example_title(
+    dataset: str, subject: str, slice_number: int, method: str, scale: int | None
+) -> str:
+    at = f"x{scale}, " if scale else ""
+    return f"{dataset} — {subject}, slice {slice_number} ({at}median {method_label(method)} PSNR)"
 
 
 def _choice(
@@ -719,7 +722,7 @@ def dataset_figures(
     lr = lr_display(hr, degradation, scale)
     box, _, window, window_full = _prepare_view(hr, mask)
     captions = {k: metric_caption(metrics, k, subject, slice_number) for k in outputs}
-    title = _example_title(dataset, subject, slice_number, method)
+    title = _example_title(dataset, subject, slice_number, method, scale)
     cropped = {k: _cut(v, box) for k, v in outputs.items()}
     example = example_figure(
         _cut(hr, box), _cut(lr, box), cropped, captions, window, title,
@@ -764,7 +767,7 @@ def gdl_comparison(
     captions = {
         k: metric_caption(metrics, k, subject, slice_number) for k in (WITH_GDL, WITHOUT_GDL)
     }
-    title = _example_title(dataset, subject, slice_number, method)
+    title = _example_title(dataset, subject, slice_number, method, scale)
     fig = gdl_figure(
         _cut(hr, box), _cut(with_gdl, box), _cut(without, box), window, captions, title
     )

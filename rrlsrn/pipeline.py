@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import math
 import os
 import re
 import reprlib
@@ -28,6 +29,7 @@ from rrlsrn.io import write_text_atomic
 if TYPE_CHECKING:
     import jsonschema
 
+NO_TRAINING = "none"  # training.preset: run the shipped weights as they are
 ROLES = ("train", "val", "test")
 # Sources whose data are the paper's own: their tables show the published values beside.
 PAPER_SOURCES = {"kirby21": "kirby21", "namic": "namic"}
@@ -159,13 +161,27 @@ def check_methods(config: dict[str, Any], plugin_dirs: Sequence[str] = ()) -> No
                 raise ConfigError(f"config: method_specs.{name}: {error}") from None
 
 
+def trains(config: dict[str, Any]) -> bool:
+    """Whether the run trains its learned methods (preset ``none``: they run their
+    shipped weights as they are)."""
+    return config["training"]["preset"] != NO_TRAINING
+
+
 def check_training(config: dict[str, Any]) -> None:
-    """The preset with each learned method's overrides must make valid training settings."""
+    """The preset with each learned method's overrides must make valid training settings;
+    without training (preset ``none``) a learned method needs shipped weights."""
     from rrlsrn.settings import make_settings  # torch-free
 
     preset = config["training"]["preset"]
     problems: dict[str, list[str]] = {}
-    for method in learned_methods(config):
+    for method in learned_methods(config) if not trains(config) else ():
+        if method not in registry.METHODS:
+            problems.setdefault(
+                f"preset {NO_TRAINING!r} runs shipped weights and a model of your own has "
+                "none: choose a training preset (e.g. 'pretrain')",
+                [],
+            ).append(method)
+    for method in learned_methods(config) if trains(config) else ():
         try:
             init = make_settings(preset, method_settings(config, method)).init
         except ValueError as error:
@@ -188,6 +204,17 @@ def check_training(config: dict[str, Any]) -> None:
         )
 
 
+def check_scales(config: dict[str, Any]) -> None:
+    """Every scale of the run must keep at least one of the selected methods."""
+    for scale in run_scales(config):
+        problems = [scale_problem(config, m, scale) for m in config["methods"]]
+        if all(problems):
+            raise ConfigError(
+                f"config: scale {scale}: none of the methods can run at x{scale}: "
+                + "; ".join(problems)
+            )
+
+
 def check_config(config: dict[str, Any], plugin_dirs: Sequence[str] = ()) -> None:
     """Stop on what the schema cannot see: unknown methods, plug-ins that do not load
     (modules looked for in ``plugin_dirs`` too), training settings, datasets.
@@ -196,6 +223,7 @@ def check_config(config: dict[str, Any], plugin_dirs: Sequence[str] = ()) -> Non
     """
     check_methods(config, plugin_dirs)
     check_training(config)
+    check_scales(config)
     for dataset in config["datasets"]:
         dataset_split(config, dataset)
 
@@ -274,25 +302,111 @@ def lapsrn_mat_available(config: dict[str, Any], workdir: str | os.PathLike = ".
     return path.resolve() if path.is_file() else None
 
 
-def enabled_methods(config: dict[str, Any], workdir: str | os.PathLike = ".") -> list[str]:
-    """Methods of the run, dropping imported-weight methods whose weights are absent."""
+def shave(config: dict[str, Any], scale: int) -> int:
+    """Border pixels left out of the metrics at x``scale`` (``evaluation.shave``; the
+    word ``scale`` means the scale itself, the SR convention)."""
+    value = config["evaluation"]["shave"]
+    return scale if value == "scale" else int(value)
+
+
+def run_scales(config: dict[str, Any]) -> list[int]:
+    """The scales of the run: ``scales`` when the config sets it, else ``[scale]``."""
+    return [int(s) for s in (config.get("scales") or [config.get("scale", 2)])]
+
+
+def data_scale(config: dict[str, Any]) -> int:
+    """What HR slices are cropped to a multiple of: every scale of the run (their least
+    common multiple), so that every scale is scored on the same HR pixels."""
+    return math.lcm(*run_scales(config))
+
+
+def scale_problem(config: dict[str, Any], method: str, scale: int) -> str | None:
+    """Why ``method`` cannot run at x``scale`` in this config, or None.
+
+    Either the method cannot work at that scale at all (:func:`rrlsrn.registry.
+    scale_problem`), or it is a learned method whose training starts from shipped
+    weights (preset ``init: shipped``) and none are shipped for that scale.
+    """
+    m = resolved_method(config, method, scale)
+    problem = registry.scale_problem(m, scale)
+    if problem or m.kind != "learned" or method not in registry.METHODS:
+        return problem
+    if runs_shipped_weights(config, method) and registry.weights_at(m, scale) is None:
+        preset = config["training"]["preset"]
+        use = "starts from" if trains(config) else "runs"
+        return (
+            f"{method} has no shipped x{scale} weights (preset {preset!r} {use} them; "
+            "train them with the 'pretrain' preset)"
+        )
+    return None
+
+
+def runs_shipped_weights(config: dict[str, Any], method: str) -> bool:
+    """Whether a learned ``method`` starts from (preset ``init: shipped``) or, without
+    training, runs its shipped weights."""
+    if not trains(config):
+        return True
+    from rrlsrn.settings import make_settings  # torch-free
+
+    preset = config["training"]["preset"]
+    return make_settings(preset, method_settings(config, method)).init == "shipped"
+
+
+def shipped_model(config: dict[str, Any], method: str, scale: int) -> str:
+    """Path of the shipped weights a learned ``method`` runs at x``scale`` without
+    training (preset ``none``)."""
+    from rrlsrn.weights import shipped_weights_path
+
+    name = registry.weights_at(resolved_method(config, method, scale), scale)
+    return str(shipped_weights_path(name))
+
+
+def weights_to_make(config: dict[str, Any], scale: int, methods: Sequence[str]) -> list[str]:
+    """Of the learned ``methods`` run at x``scale``, those whose weights are made at that
+    scale (``pretrain_all``): a cascade network's x4 is its x2 weights, so it is trained
+    at x2 only."""
+    return [m for m in methods if scale == 2 or not resolved_method(config, m, scale).cascade]
+
+
+def scale_notices(config: dict[str, Any], workdir: str | os.PathLike = ".") -> list[str]:
+    """One line per method left out of a scale of the run, and why (printed at start)."""
+    return [
+        f"x{scale}: {method} left out: {problem}"
+        for scale in run_scales(config)
+        for method in config["methods"]
+        if (problem := scale_problem(config, method, scale))
+    ]
+
+
+def enabled_methods(
+    config: dict[str, Any], workdir: str | os.PathLike = ".", scale: int | None = None
+) -> list[str]:
+    """Methods of the run at ``scale`` (default: the first of the run): the selected
+    ones less imported-weight methods whose weights are absent and methods that cannot
+    run at that scale (:func:`scale_problem`)."""
+    scale = run_scales(config)[0] if scale is None else scale
     lapsrn_mat = lapsrn_mat_available(config, workdir)
     return [
         m
         for m in config["methods"]
-        if lapsrn_mat is not None or resolved_method(config, m).kind != "imported"
+        if (lapsrn_mat is not None or resolved_method(config, m).kind != "imported")
+        and scale_problem(config, m, scale) is None
     ]
 
 
-def comparison_methods(config: dict[str, Any], workdir: str | os.PathLike = ".") -> list[str]:
+def comparison_methods(
+    config: dict[str, Any], workdir: str | os.PathLike = ".", scale: int | None = None
+) -> list[str]:
     """Methods of Tables 1-3, 6 and Figs. 2-3: the run's methods less the ablation variants."""
     variants = {without for without, _, _ in registry.ablations().values()}
-    return [m for m in enabled_methods(config, workdir) if m not in variants]
+    return [m for m in enabled_methods(config, workdir, scale) if m not in variants]
 
 
-def ablations_in_run(config: dict[str, Any], workdir: str | os.PathLike = ".") -> list[str]:
+def ablations_in_run(
+    config: dict[str, Any], workdir: str | os.PathLike = ".", scale: int | None = None
+) -> list[str]:
     """The ablations (keys of :func:`rrlsrn.registry.ablations`) with both models in the run."""
-    methods = set(enabled_methods(config, workdir))
+    methods = set(enabled_methods(config, workdir, scale))
     return [
         a for a, (without, full, _) in registry.ablations().items() if {without, full} <= methods
     ]
@@ -321,10 +435,13 @@ def learned_methods(config: dict[str, Any]) -> list[str]:
     return [m for m in config["methods"] if resolved_method(config, m).kind == "learned"]
 
 
-def resolved_method(config: dict[str, Any], method: str) -> registry.Method:
-    """The registry's record of ``method`` with the config's ``method_specs`` on top."""
+def resolved_method(
+    config: dict[str, Any], method: str, scale: int | None = None
+) -> registry.Method:
+    """The registry's record of ``method`` with the config's ``method_specs`` on top, at
+    ``scale`` (default: the first of the run)."""
     overrides = config.get("method_specs", {}).get(method)
-    return registry.resolve(method, overrides, config.get("scale", 2))
+    return registry.resolve(method, overrides, run_scales(config)[0] if scale is None else scale)
 
 
 def plugin_dirs(configfiles: Sequence[str | os.PathLike]) -> list[str]:
@@ -333,12 +450,17 @@ def plugin_dirs(configfiles: Sequence[str | os.PathLike]) -> list[str]:
 
 
 def method_spec(
-    config: dict[str, Any], method: str, search_path: Sequence[str] = ()
+    config: dict[str, Any],
+    method: str,
+    search_path: Sequence[str] = (),
+    scale: int | None = None,
 ) -> dict[str, Any]:
     """What a job needs of ``method`` (a rule parameter): kind, factory, params,
-    model_args, train, the shipped weights at the config's scale, and the loader; a
-    config's own method also ``search_path``, the folders its module is looked for in."""
-    m = resolved_method(config, method)
+    model_args, train, the shipped weights usable at ``scale`` (default: the first of
+    the run), and the loader; a config's own method also ``search_path``, the folders
+    its module is looked for in."""
+    scale = run_scales(config)[0] if scale is None else scale
+    m = resolved_method(config, method, scale)
     own = {} if method in registry.METHODS else {"search_path": list(search_path)}
     return {
         **own,
@@ -347,7 +469,7 @@ def method_spec(
         "params": m.params,
         "model_args": m.model_args,
         "train": m.train,
-        "weights": m.weights.get(config.get("scale", 2)),
+        "weights": registry.weights_at(m, scale),
         "loader": m.loader,
     }
 

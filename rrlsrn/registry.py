@@ -14,7 +14,15 @@ Kinds and factories:
 * ``learned`` and ``imported`` (networks): ``factory`` is an architecture name of
   :data:`ARCHITECTURES` (the name checkpoints store), built with ``model_args``;
   ``learned`` ones are trained by the one trainer, ``imported`` ones load weights made
-  elsewhere through ``loader``, the import path of ``f(path, **model_args) -> nn.Module``.
+  elsewhere through ``loader``, the import path of ``f(path, scale, **model_args) ->
+  nn.Module``.
+
+Scales: a classical method or a plug-in makes any integer scale >= 2; a network is built
+for the run's scale (:func:`rrlsrn.models.build_model`).  A ``cascade`` network (RRLSRN and
+the LapSRN x2 it imports) is an x2 network that reaches x4, x8, ... by applying its x2
+weights log2(scale) times, as the paper proposes (Song et al. 2022, Discussion: "extended
+to x4 or x8 times ... by cascading"); it has no x3.  :func:`scale_problem` says whether a
+method can run at a scale, :func:`weights_at` which shipped weights serve it there.
 
 A config may define a method of its own (a plug-in, :mod:`rrlsrn.plugins`): ``kind:
 python`` with ``entrypoint`` (``"module:function"``), ``kind: learned`` with ``model``
@@ -46,6 +54,8 @@ ARCHITECTURES = {
     "rrlsrn": "rrlsrn.models:RRLSRN",
     "srcnn": "baselines.srcnn:SRCNN",
     "fsrcnn": "baselines.srcnn:FSRCNN",
+    "edsr": "baselines.edsr:EDSR",
+    "rfdn": "baselines.rfdn:RFDN",
 }
 
 PAPER = "Song et al. 2022, Sci. Rep. 12:6437"
@@ -68,7 +78,8 @@ class Method:
 
     ``params``: a classical method's keyword arguments; ``model_args``: a network's;
     ``train``: training preset overrides (e.g. ``gdl_weight``); ``weights``: shipped
-    weights by scale (``{2: "rrlsrn"}``); ``loader``: an imported method's weights loader.
+    weights by scale (``{2: "rrlsrn"}``); ``loader``: an imported method's weights loader;
+    ``cascade``: an x2 network that reaches x4, x8, ... by cascading its x2 weights.
     """
 
     name: str
@@ -82,6 +93,7 @@ class Method:
     weights: dict[int, str] = field(default_factory=dict)
     loader: str | None = None
     ablation: Ablation | None = None
+    cascade: bool = False
 
     @property
     def classical(self) -> bool:
@@ -152,6 +164,28 @@ BUILT_IN = (
         weights={2: "fsrcnn"},
     ),
     Method(
+        "edsr",
+        "learned",
+        "edsr",
+        "EDSR-baseline",
+        "Lim et al. 2017, CVPR Workshops (EDSR baseline: 16 residual blocks, 64 features, "
+        "pixel shuffle; 1.37M parameters at x2)",
+        model_args={"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
+        train={"gdl_weight": 0.0},
+        weights={2: "edsr"},
+    ),
+    Method(
+        "rfdn",
+        "learned",
+        "rfdn",
+        "RFDN",
+        "Liu et al. 2020, ECCV Workshops, LNCS 12537:41 (RFDN, the released 4-block "
+        "50-feature network; 0.41M parameters at x2)",
+        model_args={"nf": 50, "num_modules": 4},
+        train={"gdl_weight": 0.0},
+        weights={2: "rfdn"},
+    ),
+    Method(
         "lapsrn_x2",
         "imported",
         "rrlsrn",
@@ -159,6 +193,7 @@ BUILT_IN = (
         "Lai et al. 2017, CVPR (LapSRN x2, the official MatConvNet weights, not fine-tuned)",
         model_args={"depth": 10},
         loader="rrlsrn.lapsrn:lapsrn_x2_model",
+        cascade=True,
     ),
     Method(
         "rrlsrn",
@@ -168,6 +203,7 @@ BUILT_IN = (
         f"{PAPER} (13 convs, Charbonnier + GDL)",
         train={"gdl_weight": 1.0},
         weights={2: "rrlsrn"},
+        cascade=True,
     ),
     Method(
         "rrlsrn_no_gdl",
@@ -178,6 +214,7 @@ BUILT_IN = (
         train={"gdl_weight": 0.0},
         weights={2: "rrlsrn_no_gdl"},
         ablation=Ablation("gdl", 4, "rrlsrn", "GDL"),
+        cascade=True,
     ),
     Method(
         "rrlsrn_bicubic_bottom",
@@ -189,6 +226,7 @@ BUILT_IN = (
         train={"gdl_weight": 1.0},
         weights={2: "rrlsrn_bicubic_bottom"},
         ablation=Ablation("bottom_conv", 5, "rrlsrn", "bottom transposed conv"),
+        cascade=True,
     ),
 )
 METHODS: dict[str, Method] = {m.name: m for m in BUILT_IN}
@@ -274,6 +312,69 @@ def label(name: str) -> str:
     return METHODS[name].label if name in METHODS else name
 
 
+def _not_a_scale(scale: Any) -> str | None:
+    """Why ``scale`` is no scale (an integer >= 2), or None."""
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2:
+        return f"the scale must be an integer of at least 2, got {scale!r}"
+    return None
+
+
+def cascade_passes(scale: int, network: str = "the network") -> int:
+    """How many passes of an x2 network make x``scale``: log2(scale).
+
+    Raises ValueError, one line naming ``network``, unless ``scale`` is a power of 2 >= 2.
+    """
+    if reason := _not_a_scale(scale):
+        raise ValueError(reason)
+    if scale & (scale - 1):
+        raise ValueError(
+            f"{network} reaches x2, x4, x8, ... (powers of 2) by cascading its x2 network, "
+            f"not x{scale}"
+        )
+    return scale.bit_length() - 1
+
+
+def scale_problem(method: Method, scale: int) -> str | None:
+    """Why ``method`` cannot run at x``scale`` (one line), or None when it can.
+
+    Classical methods, plug-ins and networks trained at the scale: any integer >= 2;
+    cascade networks (:attr:`Method.cascade`): powers of 2.
+    """
+    if reason := _not_a_scale(scale):
+        return f"{method.name}: {reason}"
+    if method.cascade:
+        try:
+            cascade_passes(scale, method.name)
+        except ValueError as error:
+            return str(error)
+    return None
+
+
+def weights_at(method: Method, scale: int) -> str | None:
+    """The shipped weights that serve ``method`` at x``scale``, or None.
+
+    A cascade method runs its x2 weights at every power of 2 (weights recorded for the
+    scale itself, e.g. by a config's ``weights`` override, come first); any other
+    network needs weights trained at the scale.
+    """
+    if scale_problem(method, scale) is not None:
+        return None
+    if method.cascade:
+        return method.weights.get(scale, method.weights.get(2))
+    return method.weights.get(scale)
+
+
+def scales_text(method: Method) -> str:
+    """The scales ``method`` makes, for ``rrlsrn methods``: ``any`` (classical),
+    ``x2, x4, ... (x2 cascade)`` or ``any (trained); x2 shipped`` (other networks)."""
+    if method.cascade:
+        return "x2, x4, ... (x2 cascade)"
+    if method.classical:
+        return "any"
+    shipped = ", ".join(f"x{s}" for s in sorted(method.weights))
+    return f"any (trained); {shipped} shipped" if shipped else "any (trained)"
+
+
 def methods_table() -> str:
     """The registry as a Markdown table (``rrlsrn methods``): name, kind, label,
     reference, scales, shipped weights."""
@@ -282,9 +383,10 @@ def methods_table() -> str:
         "|---|---|---|---|---|---|",
     ]
     for m in BUILT_IN:
-        scales = ", ".join(f"x{s}" for s in sorted(m.weights)) or ("any" if m.classical else "x2")
         weights = ", ".join(m.weights.values()) or ("-" if m.classical else "not shipped")
-        rows.append(f"| {m.name} | {m.kind} | {m.label} | {m.reference} | {scales} | {weights} |")
+        rows.append(
+            f"| {m.name} | {m.kind} | {m.label} | {m.reference} | {scales_text(m)} | {weights} |"
+        )
     return "\n".join(rows)
 
 

@@ -188,14 +188,17 @@ def quality_long(
 
 
 def ablation_table(
-    metrics: pd.DataFrame, ablation: str, metric_names: Sequence[str] = ("psnr", "psnr_mask")
+    metrics: pd.DataFrame,
+    ablation: str,
+    metric_names: Sequence[str] = ("psnr", "psnr_mask"),
+    with_paper: bool = True,
 ) -> pd.DataFrame:
     """Table 4 (``ablation="gdl"``) or 5 (``"bottom_conv"``): PSNR per test subject.
 
     One row per dataset and subject (per-subject mean over slices) with the value without
     and with the component and their difference; per dataset a mean row, a count of the
-    subjects the full model improves, and paired t / Wilcoxon p-values; then the paper's
-    eight clinical fetal subjects.
+    subjects the full model improves, and paired t / Wilcoxon p-values; then, with
+    ``with_paper`` (the paper's values are x2), the paper's eight clinical fetal subjects.
     """
     without, full, component = ablations()[ablation]
     frame = metrics[metrics["method"].isin([without, full])]
@@ -235,12 +238,13 @@ def ablation_table(
                 f"{_fmt_p(test['t_p'])} / {_fmt_p(test['wilcoxon_p'])}"
             )
         rows += [improved, pvalues]
-    paper = published()["ablations"][ablation]
-    label = f"paper: {PAPER_DATASETS['fetal']}"
-    for k, (a, b) in enumerate(zip(paper["without"], paper["with"], strict=True), start=1):
-        rows.append({"Dataset": label, "Subject": f"{k:02d}"} | cells(["psnr"], a, b))
-    a, b = np.mean(paper["without"]), np.mean(paper["with"])
-    rows.append({"Dataset": label, "Subject": "mean (n=8)"} | cells(["psnr"], a, b))
+    if with_paper:
+        paper = published()["ablations"][ablation]
+        label = f"paper: {PAPER_DATASETS['fetal']}"
+        for k, (a, b) in enumerate(zip(paper["without"], paper["with"], strict=True), start=1):
+            rows.append({"Dataset": label, "Subject": f"{k:02d}"} | cells(["psnr"], a, b))
+        a, b = np.mean(paper["without"]), np.mean(paper["with"])
+        rows.append({"Dataset": label, "Subject": "mean (n=8)"} | cells(["psnr"], a, b))
     return pd.DataFrame(rows, columns=["Dataset", "Subject", *columns]).astype(object).fillna("")
 
 
@@ -273,12 +277,14 @@ def runtime_table(
     runtimes: pd.DataFrame,
     methods: Sequence[str],
     benchmarks: pd.DataFrame | None = None,
+    with_paper: bool = True,
 ) -> pd.DataFrame:
     """Table 6: mean seconds per slice, rows datasets, columns methods (config order).
 
     With ``benchmarks`` (from :func:`load_rule_benchmarks`) each dataset gets a second row:
     the rules' wall time divided by the slice count, which includes process start and
-    model loading.  The paper's rows follow, marked as measured on the paper's machine.
+    model loading.  With ``with_paper`` the paper's (x2) rows follow, marked as measured
+    on the paper's machine.
     Times of external programs (``timing`` "outside": the command's wall time divided by
     the slices, start-up included) carry :data:`OUTSIDE`.
     """
@@ -309,7 +315,7 @@ def runtime_table(
                 if (dataset, m) in wall.index and (dataset, m) in slices.index:
                     row[method_label(m)] = _fmt_s(wall[(dataset, m)] / slices[(dataset, m)])
             rows.append(row)
-    for key, values in published()["runtime"].items():
+    for key, values in published()["runtime"].items() if with_paper else ():
         if key == "table":
             continue
         row = {"Dataset": f"paper: {PAPER_DATASETS[key]}", "Timing": "per slice (paper)"}
@@ -383,14 +389,18 @@ def write_paper_tables(
     methods: Sequence[str],
     paper_datasets: dict[str, str | None],
     out_dir: str | os.PathLike,
+    scale: int = 2,
 ) -> list[Path]:
-    """Every table of a run into ``out_dir``; returns the written paths.
+    """Every table of one scale of a run into ``out_dir``; returns the written paths.
 
     ``table1to3_{dataset}``, ``table4_gdl``, ``table5_bottom_conv``, ``table6_runtime``
     and ``paired_tests`` as CSV + Markdown + LaTeX, and ``quality_long.csv``.  ``methods``
     are the compared methods (the ablation variants appear in Tables 4 and 5 only);
-    benchmark files that do not exist (yet) are skipped.
+    benchmark files that do not exist (yet) are skipped.  Every caption names the
+    ``scale``; the paper's published values (all x2) are shown at x2 only.
     """
+    if scale != 2:
+        paper_datasets = {}
     out = Path(out_dir)
     all_metrics = load_metrics(metric_files)
     metrics = all_metrics[all_metrics["method"].isin(methods)]
@@ -404,21 +414,22 @@ def write_paper_tables(
         paths += write_table(
             quality_table(metrics, dataset, methods, paper),
             out / f"table1to3_{dataset}",
-            f"{dataset}: PSNR (dB) / SSIM, x2, mean, SD and 95% CI (t) over test subjects of "
+            f"{dataset}: PSNR (dB) / SSIM, x{scale}, mean, SD and 95% CI (t) over test subjects of "
             f"the per-subject means; border shaved; '(mask)' inside the brain mask{note}.",
         )
     for ablation, (_, _, component) in ablations().items():
         number = ablation_table_number(ablation)
         paths += write_table(
-            ablation_table(all_metrics, ablation),
+            ablation_table(all_metrics, ablation, with_paper=scale == 2),
             out / f"table{number}_{ablation}",
-            f"Table {number}: PSNR (dB) per test subject, RRLSRN with and without the "
-            f"{component}; the paper's eight clinical fetal subjects below.",
+            f"Table {number}: PSNR (dB) per test subject, x{scale}, RRLSRN with and without "
+            f"the {component}"
+            + ("; the paper's eight clinical fetal subjects below." if scale == 2 else "."),
         )
     paths += write_table(
-        runtime_table(runtimes, methods, benchmarks),
+        runtime_table(runtimes, methods, benchmarks, with_paper=scale == 2),
         out / "table6_runtime",
-        "Table 6: seconds per slice; 'method only' times the method on the slices, "
+        f"Table 6: seconds per slice, x{scale}; 'method only' times the method on the slices, "
         "'whole job' divides the workflow job's wall time (start-up and model loading "
         "included) by the slices; the paper's rows come from its own machine; "
         f"{OUTSIDE.strip()}: timed from outside (an external program's wall time divided "
@@ -427,7 +438,7 @@ def write_paper_tables(
     paths += write_table(
         paired_table(metrics),
         out / "paired_tests",
-        "RRLSRN minus each method: mean difference [95% CI], paired t and Wilcoxon "
+        f"x{scale}: RRLSRN minus each method: mean difference [95% CI], paired t and Wilcoxon "
         "signed-rank p (Holm-adjusted over methods), Cohen's d_z, rank-biserial r.",
     )
     long = quality_long(metrics, {d: p for d, p in paper_datasets.items() if p})

@@ -3,6 +3,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config, validate
 
 import re
+import sys
 
 from rrlsrn import pipeline
 from rrlsrn.data import mialsrtk
@@ -24,15 +25,36 @@ except pipeline.ConfigError as error:
     raise WorkflowError(str(error)) from None
 
 RESULTS = config["results"]
-METHODS = pipeline.enabled_methods(config, workflow.basedir)
-COMPARED = pipeline.comparison_methods(config, workflow.basedir)
-ABLATIONS = pipeline.ablations_in_run(config, workflow.basedir)
-LEARNED = [m for m in METHODS if m in pipeline.learned_methods(config)]
+SCALES = pipeline.run_scales(config)
+# One scale's outputs (models, SR, metrics, tables, figures) live in RESULTS/x<scale>;
+# the prepared slices, splits and manifests are shared by every scale of the run.
+RUN = f"{RESULTS}/x{{scale}}"
+METHODS = {s: pipeline.enabled_methods(config, workflow.basedir, s) for s in SCALES}
+COMPARED = {s: pipeline.comparison_methods(config, workflow.basedir, s) for s in SCALES}
+ABLATIONS = {s: pipeline.ablations_in_run(config, workflow.basedir, s) for s in SCALES}
+TRAINED = pipeline.learned_methods(config) if pipeline.trains(config) else []
+LEARNED = {s: [m for m in METHODS[s] if m in TRAINED] for s in SCALES}
 DATASETS = list(config["datasets"])
 TABLE_FORMATS = ["csv", "md", "tex"]
 MIALSRTK_FILES = sorted(mialsrtk.SHA256)
 # Download rules must never claim the scans shipped inside the package.
 NOT_EMBEDDED = f"(?!{re.escape(str(EMBEDDED_ROOT))}).+"
+
+for _notice in pipeline.scale_notices(config, workflow.basedir):
+    print(f"rrlsrn: {_notice}", file=sys.stderr)
+
+
+wildcard_constraints:
+    scale=r"\d+",
+
+
+def run_dir(scale):
+    """The folder of one scale's outputs."""
+    return f"{RESULTS}/x{scale}"
+
+
+def scale_of(wildcards):
+    return int(wildcards.scale)
 
 
 def subject_inputs(wildcards):
@@ -75,7 +97,13 @@ def train_inputs(wildcards):
 
 
 def method_spec_params(wildcards):
-    return pipeline.method_spec(config, wildcards.method, PLUGIN_DIRS)
+    return pipeline.method_spec(
+        config, wildcards.method, PLUGIN_DIRS, scale=scale_of(wildcards)
+    )
+
+
+def shave_of(wildcards):
+    return pipeline.shave(config, scale_of(wildcards))
 
 
 def training_overrides(wildcards):
@@ -96,63 +124,87 @@ def lapsrn_mat(wildcards):
 
 
 def model_input(wildcards):
-    if pipeline.resolved_method(config, wildcards.method).kind == "learned":
-        return f"{RESULTS}/models/{wildcards.method}/best.pt"
-    return []
+    """A learned method's weights: trained in this run, or (preset none) shipped."""
+    if pipeline.resolved_method(config, wildcards.method).kind != "learned":
+        return []
+    if not pipeline.trains(config):
+        return pipeline.shipped_model(config, wildcards.method, scale_of(wildcards))
+    return f"{run_dir(wildcards.scale)}/models/{wildcards.method}/best.pt"
 
 
-def test_files(kind, methods=None, datasets=None):
-    """``{RESULTS}/{kind}/{method}/{dataset}/{subject}.tsv`` over the test subjects."""
+def test_files(kind, scale, methods=None, datasets=None):
+    """``{run}/{kind}/{method}/{dataset}/{subject}.tsv`` over the test subjects."""
     return [
-        f"{RESULTS}/{kind}/{method}/{dataset}/{subject}.tsv"
-        for method in (METHODS if methods is None else methods)
+        f"{run_dir(scale)}/{kind}/{method}/{dataset}/{subject}.tsv"
+        for method in (METHODS[scale] if methods is None else methods)
         for dataset in (DATASETS if datasets is None else datasets)
         for subject in pipeline.subjects_with_role(config, dataset, "test")
     ]
 
 
 def test_unit_files(kind, wildcards, ext):
-    """One method's (``sr``) or the dataset's (``data``) file per test subject."""
-    folder = f"sr/{wildcards.method}" if kind == "sr" else kind
+    """One method's SR (``sr``) or the dataset's HR (``data``) file per test subject."""
+    folder = f"{run_dir(wildcards.scale)}/sr/{wildcards.method}"
+    if kind == "data":
+        folder = f"{RESULTS}/data"
     return [
-        f"{RESULTS}/{folder}/{wildcards.dataset}/{subject}.{ext}"
+        f"{folder}/{wildcards.dataset}/{subject}.{ext}"
         for subject in pipeline.subjects_with_role(config, wildcards.dataset, "test")
     ]
 
 
-def metric_files(methods=None, datasets=None):
-    """``{RESULTS}/metrics/{method}/{dataset}.tsv``: one file per method and dataset."""
+def metric_files(scale, methods=None, datasets=None):
+    """``{run}/metrics/{method}/{dataset}.tsv``: one file per method and dataset."""
     return [
-        f"{RESULTS}/metrics/{method}/{dataset}.tsv"
-        for method in (METHODS if methods is None else methods)
+        f"{run_dir(scale)}/metrics/{method}/{dataset}.tsv"
+        for method in (METHODS[scale] if methods is None else methods)
         for dataset in (DATASETS if datasets is None else datasets)
     ]
 
 
-def test_metric_files():
-    return metric_files()
+def test_metric_files(wildcards):
+    return metric_files(scale_of(wildcards))
 
 
-def test_runtime_files():
-    return test_files("runtime")
+def test_runtime_files(wildcards):
+    return test_files("runtime", scale_of(wildcards))
 
 
-def test_benchmark_files():
-    return test_files("benchmarks/super_resolve")
+def test_benchmark_files(wildcards):
+    return test_files("benchmarks/super_resolve", scale_of(wildcards))
+
+
+def compared_methods(wildcards):
+    return COMPARED[scale_of(wildcards)]
+
+
+def learned_in_run(wildcards):
+    return LEARNED[scale_of(wildcards)]
+
+
+def training_logs(wildcards):
+    return [
+        f"{run_dir(wildcards.scale)}/models/{method}/train_log.csv"
+        for method in learned_in_run(wildcards)
+    ]
 
 
 def paper_datasets():
     return {dataset: pipeline.paper_dataset(config, dataset) for dataset in DATASETS}
 
 
-def table_files(ext):
+def table_files(ext, scale=None):
+    """A scale's tables (the rule's output pattern when ``scale`` is None)."""
     stems = [f"table1to3_{dataset}" for dataset in DATASETS]
     stems += ["table4_gdl", "table5_bottom_conv", "table6_runtime", "paired_tests"]
-    return [f"{RESULTS}/tables/{stem}.{ext}" for stem in stems]
+    folder = RUN if scale is None else run_dir(scale)
+    return [f"{folder}/tables/{stem}.{ext}" for stem in stems]
 
 
 def dataset_metric_files(wildcards):
-    return metric_files(COMPARED, [wildcards.dataset])
+    return metric_files(
+        scale_of(wildcards), compared_methods(wildcards), [wildcards.dataset]
+    )
 
 
 def dataset_test_data(wildcards):
@@ -162,11 +214,12 @@ def dataset_test_data(wildcards):
 
 def dataset_sr_files(wildcards, methods=None):
     subjects = pipeline.subjects_with_role(config, wildcards.dataset, "test")
+    folder = run_dir(wildcards.scale)
     return {
         method: {
-            s: f"{RESULTS}/sr/{method}/{wildcards.dataset}/{s}.npz" for s in subjects
+            s: f"{folder}/sr/{method}/{wildcards.dataset}/{s}.npz" for s in subjects
         }
-        for method in (COMPARED if methods is None else methods)
+        for method in (compared_methods(wildcards) if methods is None else methods)
     }
 
 
@@ -192,23 +245,26 @@ def figure_inputs(wildcards):
 
 
 def gdl_figure_inputs(wildcards):
+    methods = pipeline.ablation_methods("gdl")
     return {
-        "metrics": metric_files(pipeline.ablation_methods("gdl"), [wildcards.dataset]),
+        "metrics": metric_files(scale_of(wildcards), methods, [wildcards.dataset]),
         "data": flat_paths(dataset_test_data(wildcards)),
         "sr": flat_paths(gdl_sr_files(wildcards)),
     }
 
 
-def figure_files():
+def figure_files(scale):
     stems = [f"fig2_examples_{d}" for d in DATASETS] + [
         f"fig3_error_maps_{d}" for d in DATASETS
     ]
-    if "gdl" in ABLATIONS:
+    if "gdl" in ABLATIONS[scale]:
         stems += [f"fig4_gdl_{d}" for d in DATASETS]
-    if LEARNED:
+    if LEARNED[scale]:
         stems.append("training_curves")
     return [
-        f"{RESULTS}/figures/{stem}.{ext}" for stem in stems for ext in ("png", "pdf")
+        f"{run_dir(scale)}/figures/{stem}.{ext}"
+        for stem in stems
+        for ext in ("png", "pdf")
     ]
 
 
@@ -216,8 +272,13 @@ def all_outputs():
     return [
         *expand(f"{RESULTS}/splits/{{dataset}}.tsv", dataset=DATASETS),
         f"{RESULTS}/tables/data_summary.md",
-        *[path for ext in TABLE_FORMATS for path in table_files(ext)],
-        *figure_files(),
+        *[
+            path
+            for scale in SCALES
+            for ext in TABLE_FORMATS
+            for path in table_files(ext, scale)
+        ],
+        *[path for scale in SCALES for path in figure_files(scale)],
     ]
 
 

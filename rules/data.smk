@@ -8,7 +8,7 @@ rule prepare_subject:
     conda:
         "../envs/rrlsrn.yaml"
     params:
-        scale=config["scale"],
+        scale=pipeline.data_scale(config),
         slicing=slice_options,
     script:
         "../workflow_scripts/prepare_subject.py"

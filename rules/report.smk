@@ -1,7 +1,7 @@
 rule tables:
     input:
-        metrics=test_metric_files(),
-        runtimes=test_runtime_files(),
+        metrics=test_metric_files,
+        runtimes=test_runtime_files,
     output:
         md=report(
             table_files("md"),
@@ -10,15 +10,16 @@ rule tables:
         ),
         csv=table_files("csv"),
         tex=table_files("tex"),
-        long=f"{RESULTS}/tables/quality_long.csv",
+        long=f"{RUN}/tables/quality_long.csv",
     log:
-        f"{RESULTS}/logs/tables.log",
+        f"{RUN}/logs/tables.log",
     conda:
         "../envs/rrlsrn.yaml"
     params:
-        benchmarks=test_benchmark_files(),
-        methods=COMPARED,
+        benchmarks=test_benchmark_files,
+        methods=compared_methods,
         paper_datasets=paper_datasets(),
+        scale=scale_of,
     script:
         "../workflow_scripts/tables.py"
 
@@ -28,27 +29,27 @@ rule example_figures:
         unpack(figure_inputs),
     output:
         example=report(
-            f"{RESULTS}/figures/fig2_examples_{{dataset}}.png",
+            f"{RUN}/figures/fig2_examples_{{dataset}}.png",
             caption="../report/fig2_examples.rst",
             category="Figures",
         ),
-        example_pdf=f"{RESULTS}/figures/fig2_examples_{{dataset}}.pdf",
-        choice=f"{RESULTS}/figures/fig2_examples_{{dataset}}.json",
+        example_pdf=f"{RUN}/figures/fig2_examples_{{dataset}}.pdf",
+        choice=f"{RUN}/figures/fig2_examples_{{dataset}}.json",
         errors=report(
-            f"{RESULTS}/figures/fig3_error_maps_{{dataset}}.png",
+            f"{RUN}/figures/fig3_error_maps_{{dataset}}.png",
             caption="../report/fig3_error_maps.rst",
             category="Figures",
         ),
-        errors_pdf=f"{RESULTS}/figures/fig3_error_maps_{{dataset}}.pdf",
+        errors_pdf=f"{RUN}/figures/fig3_error_maps_{{dataset}}.pdf",
     log:
-        f"{RESULTS}/logs/figures/examples_{{dataset}}.log",
+        f"{RUN}/logs/figures/examples_{{dataset}}.log",
     conda:
         "../envs/rrlsrn.yaml"
     params:
         data=dataset_test_data,
         sr=dataset_sr_files,
         degradation=config["degradation"],
-        scale=config["scale"],
+        scale=scale_of,
     script:
         "../workflow_scripts/example_figures.py"
 
@@ -58,39 +59,39 @@ rule gdl_figure:
         unpack(gdl_figure_inputs),
     output:
         png=report(
-            f"{RESULTS}/figures/fig4_gdl_{{dataset}}.png",
+            f"{RUN}/figures/fig4_gdl_{{dataset}}.png",
             caption="../report/fig4_gdl.rst",
             category="Figures",
         ),
-        pdf=f"{RESULTS}/figures/fig4_gdl_{{dataset}}.pdf",
+        pdf=f"{RUN}/figures/fig4_gdl_{{dataset}}.pdf",
     log:
-        f"{RESULTS}/logs/figures/gdl_{{dataset}}.log",
+        f"{RUN}/logs/figures/gdl_{{dataset}}.log",
     conda:
         "../envs/rrlsrn.yaml"
     params:
         data=dataset_test_data,
         sr=gdl_sr_files,
         degradation=config["degradation"],
-        scale=config["scale"],
+        scale=scale_of,
     script:
         "../workflow_scripts/gdl_figure.py"
 
 
 rule training_curves:
     input:
-        expand(f"{RESULTS}/models/{{method}}/train_log.csv", method=LEARNED),
+        training_logs,
     output:
         png=report(
-            f"{RESULTS}/figures/training_curves.png",
+            f"{RUN}/figures/training_curves.png",
             caption="../report/training_curves.rst",
             category="Figures",
         ),
-        pdf=f"{RESULTS}/figures/training_curves.pdf",
+        pdf=f"{RUN}/figures/training_curves.pdf",
     log:
-        f"{RESULTS}/logs/figures/training_curves.log",
+        f"{RUN}/logs/figures/training_curves.log",
     conda:
         "../envs/rrlsrn.yaml"
     params:
-        methods=LEARNED,
+        methods=learned_in_run,
     script:
         "../workflow_scripts/training_curves.py"

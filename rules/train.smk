@@ -2,24 +2,24 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        model=f"{RESULTS}/models/{{method}}/best.pt",
-        log_csv=f"{RESULTS}/models/{{method}}/train_log.csv",
+        model=f"{RUN}/models/{{method}}/best.pt",
+        log_csv=f"{RUN}/models/{{method}}/train_log.csv",
     log:
-        f"{RESULTS}/logs/train/{{method}}.log",
+        f"{RUN}/logs/train/{{method}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{method}}.tsv"
+        f"{RUN}/benchmarks/train/{{method}}.tsv"
     wildcard_constraints:
-        method="|".join(pipeline.learned_methods(config)) or "NONE",
+        method="|".join(TRAINED) or "NONE",
     conda:
         "../envs/rrlsrn.yaml"
     threads: workflow.cores
     params:
-        checkpoint_dir=f"{RESULTS}/models/{{method}}/checkpoints",
+        checkpoint_dir=f"{RUN}/models/{{method}}/checkpoints",
         spec=method_spec_params,
         preset=config["training"]["preset"],
         overrides=training_overrides,
         device=config["training"]["device"],
-        scale=config["scale"],
+        scale=scale_of,
         degradation=config["degradation"],
         lapsrn_mat=lapsrn_mat,
     script:
@@ -28,7 +28,8 @@ rule train:
 
 rule pretrain_all:
     input:
-        expand(
-            f"{RESULTS}/models/{{method}}/best.pt",
-            method=pipeline.learned_methods(config),
-        ),
+        [
+            f"{run_dir(scale)}/models/{method}/best.pt"
+            for scale in SCALES
+            for method in pipeline.weights_to_make(config, scale, LEARNED[scale])
+        ],

@@ -387,7 +387,8 @@ def test_the_default_config_passes_every_check(config):
         (
             {"scael": 2},
             "config: unknown key 'scael' at the top level; allowed keys: datasets, "
-            "degradation, evaluation, lapsrn_mat, method_specs, methods, results, scale, training",
+            "degradation, evaluation, lapsrn_mat, method_specs, methods, results, scale, "
+            "scales, training",
         ),
         (
             {"training": {"preset": "demo", "overrides": {}, "devic": "cpu"}},
@@ -395,7 +396,8 @@ def test_the_default_config_passes_every_check(config):
         ),
         (
             {"training": {"preset": "fast"}},
-            "config: training.preset: 'fast' is not one of ['demo', 'paper', 'pretrain', 'smoke']",
+            "config: training.preset: 'fast' is not one of "
+            "['none', 'demo', 'paper', 'pretrain', 'smoke']",
         ),
         ({"methods": ["bicubic", 5]}, "config: methods[1]: 5 is not of type 'string'"),
         (
@@ -432,7 +434,7 @@ def test_an_unknown_method_is_named_with_the_known_ones(config):
         pipeline.check_config(config)
     assert str(info.value) == (
         "config: methods: unknown method 'rrlsnr'; known: bicubic, cubic_spline, nmu, lrtv, "
-        "srcnn, fsrcnn, lapsrn_x2, rrlsrn, rrlsrn_no_gdl, rrlsrn_bicubic_bottom"
+        "srcnn, fsrcnn, edsr, rfdn, lapsrn_x2, rrlsrn, rrlsrn_no_gdl, rrlsrn_bicubic_bottom"
     )
 
 

@@ -127,35 +127,35 @@ def own_method_run(tmp_path: Path, module: str, code: str, method: str, *targets
 
 
 def adult_psnr(out: Path, method: str) -> float:
-    return pd.read_csv(out / f"metrics/{method}/embedded_adult.tsv", sep="\t")["psnr"].mean()
+    return pd.read_csv(out / f"x2/metrics/{method}/embedded_adult.tsv", sep="\t")["psnr"].mean()
 
 
 @pytest.mark.slow
 def test_a_python_function_of_your_own_runs_through_the_workflow(tmp_path):
     out = own_method_run(
-        tmp_path, "my_sr.py", PYTHON_MODULE, PYTHON_METHOD, "out/tables/table6_runtime.csv"
+        tmp_path, "my_sr.py", PYTHON_MODULE, PYTHON_METHOD, "out/x2/tables/table6_runtime.csv"
     )
-    table = pd.read_csv(out / "tables/table1to3_embedded_adult.csv", dtype=str)
+    table = pd.read_csv(out / "x2/tables/table1to3_embedded_adult.csv", dtype=str)
     assert list(table.columns) == ["Statistic", "Metric", "Bicubic", "mine"]
     # back-projected bilinear: within a dB of bicubic, so it got the operator and params
     assert abs(adult_psnr(out, "mine") - adult_psnr(out, "bicubic")) < 1.5
-    runtime = pd.read_csv(out / "runtime/mine/embedded_fetal/sub-01_run-1.tsv", sep="\t")
+    runtime = pd.read_csv(out / "x2/runtime/mine/embedded_fetal/sub-01_run-1.tsv", sep="\t")
     assert set(runtime["timing"]) == {"method"}
 
 
 @pytest.mark.slow
 def test_a_model_of_your_own_is_trained_and_evaluated_through_the_workflow(tmp_path):
     out = own_method_run(
-        tmp_path, "my_net.py", MODEL_MODULE, MODEL_METHOD, "out/metrics/mine/embedded_adult.tsv"
+        tmp_path, "my_net.py", MODEL_MODULE, MODEL_METHOD, "out/x2/metrics/mine/embedded_adult.tsv"
     )
-    state = load_checkpoint(out / "models/mine/best.pt")
+    state = load_checkpoint(out / "x2/models/mine/best.pt")
     assert state["model_name"] == "my_net:MyNet"
     assert state["model_kwargs"] == {"width": 8, "scale": 2}
     assert state["fingerprint"]["model_code"].startswith("sha256:")
     with plugins.search_path([tmp_path]):
-        model = load_model(out / "models/mine/best.pt")
+        model = load_model(out / "x2/models/mine/best.pt")
     assert type(model).__name__ == "MyNet"
-    assert len(pd.read_csv(out / "models/mine/train_log.csv")) == 2
+    assert len(pd.read_csv(out / "x2/models/mine/train_log.csv")) == 2
     assert 20 < adult_psnr(out, "mine") < 60
 
 
@@ -163,15 +163,15 @@ def test_a_model_of_your_own_is_trained_and_evaluated_through_the_workflow(tmp_p
 def test_an_external_program_runs_through_the_workflow_timed_from_outside(tmp_path):
     method = COMMAND_METHOD.format(python=sys.executable)
     out = own_method_run(
-        tmp_path, "my_sr.py", COMMAND_SCRIPT, method, "out/tables/table6_runtime.csv"
+        tmp_path, "my_sr.py", COMMAND_SCRIPT, method, "out/x2/tables/table6_runtime.csv"
     )
-    runtime = pd.read_csv(out / "runtime/mine/embedded_adult/ds000011-sub-03.tsv", sep="\t")
+    runtime = pd.read_csv(out / "x2/runtime/mine/embedded_adult/ds000011-sub-03.tsv", sep="\t")
     assert set(runtime["timing"]) == {"outside"} and (runtime["seconds"] > 0).all()
     assert set(runtime["device"]) == {"external program"}
-    table = pd.read_csv(out / "tables/table6_runtime.csv", dtype=str)
+    table = pd.read_csv(out / "x2/tables/table6_runtime.csv", dtype=str)
     own = table[table["Timing"] == "per slice (method only)"]
     assert own["mine"].str.endswith(" †").all() and not own["Bicubic"].str.contains("†").any()
-    log = (out / "logs/super_resolve/mine/embedded_adult/ds000011-sub-03.log").read_text()
+    log = (out / "x2/logs/super_resolve/mine/embedded_adult/ds000011-sub-03.log").read_text()
     assert "my_sr: (80, 96, 17) -> (160, 192, 17)" in log  # the program's output
     assert "warning" not in log  # it wrote the HR grid
     assert 15 < adult_psnr(out, "mine") < adult_psnr(out, "bicubic")
@@ -181,13 +181,15 @@ def test_an_external_program_runs_through_the_workflow_timed_from_outside(tmp_pa
 def test_a_failing_method_of_your_own_fails_its_job_and_names_itself_in_the_log(tmp_path):
     module = "def upsample(lr, scale):\n    return lr * float('nan')\n"
     method = PYTHON_METHOD.replace("params: {steps: 2}", "")
-    target = "out/sr/mine/embedded_adult/ds000011-sub-03.npz"
+    target = "out/x2/sr/mine/embedded_adult/ds000011-sub-03.npz"
     (tmp_path / "my_sr.py").write_text(module)
     (tmp_path / "config.yaml").write_text(DATA + method)
     args = ["--configfile", "config.yaml", "--cores", "1", "--", target]
     proc = run_snakemake(args, tmp_path, check=False)
     assert proc.returncode != 0 and not (tmp_path / target).exists()
-    log = (tmp_path / "out/logs/super_resolve/mine/embedded_adult/ds000011-sub-03.log").read_text()
+    log = (
+        tmp_path / "out/x2/logs/super_resolve/mine/embedded_adult/ds000011-sub-03.log"
+    ).read_text()
     assert "method 'mine' returned shape" in log and "ds000011-sub-03.npz" in log
 
 

@@ -52,7 +52,7 @@ def test_killed_training_resumes_from_its_checkpoint(tmp_path):
     for folder in (killed, reference):
         folder.mkdir()
         write_config(folder / "run.yaml", folder / "out")
-    last = killed / "out/models/rrlsrn/checkpoints/last.pt"
+    last = killed / "out/x2/models/rrlsrn/checkpoints/last.pt"
 
     # 1. Start the workflow and stop it (SIGTERM, as scancel or Ctrl-C) once training
     #    has written a checkpoint but before it has finished.
@@ -84,24 +84,24 @@ def test_killed_training_resumes_from_its_checkpoint(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert stopped_at is not None and 0 < stopped_at < MAX_STEPS, "training was not interrupted"
-    assert not (killed / "out/models/rrlsrn/best.pt").exists()  # published only when finished
+    assert not (killed / "out/x2/models/rrlsrn/best.pt").exists()  # published only when finished
 
     # 2. Run it again: training resumes from the checkpoint and the run completes.
     run_snakemake([*snakemake_args(killed / "run.yaml"), "--rerun-incomplete"], killed)
-    train_log = (killed / "out/logs/train/rrlsrn.log").read_text()
+    train_log = (killed / "out/x2/logs/train/rrlsrn.log").read_text()
     resumed_at = load_checkpoint(last)["step"]
     assert resumed_at == MAX_STEPS
     assert "resuming rrlsrn from" in train_log and "'start_step': 0" not in train_log
 
     # 3. An uninterrupted run gives the same model, log and metrics.
     run_snakemake(snakemake_args(reference / "run.yaml"), reference)
-    a = load_checkpoint(killed / "out/models/rrlsrn/best.pt")["model"]
-    b = load_checkpoint(reference / "out/models/rrlsrn/best.pt")["model"]
+    a = load_checkpoint(killed / "out/x2/models/rrlsrn/best.pt")["model"]
+    b = load_checkpoint(reference / "out/x2/models/rrlsrn/best.pt")["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    steps = [line.split(",")[0] for line in
-             (killed / "out/models/rrlsrn/train_log.csv").read_text().splitlines()[1:]]  # fmt: skip
+    log_csv = killed / "out/x2/models/rrlsrn/train_log.csv"
+    steps = [line.split(",")[0] for line in log_csv.read_text().splitlines()[1:]]
     assert steps == [str(4 * k) for k in range(1, MAX_STEPS // 4 + 1)]  # each epoch once
-    metrics = "out/metrics/rrlsrn/embedded_adult.tsv"
+    metrics = "out/x2/metrics/rrlsrn/embedded_adult.tsv"
     assert (killed / metrics).read_text() == (reference / metrics).read_text()
-    sr = "out/sr/rrlsrn/embedded_adult/ds000011-sub-03.npz"
+    sr = "out/x2/sr/rrlsrn/embedded_adult/ds000011-sub-03.npz"
     np.testing.assert_array_equal(np.load(killed / sr)["sr"], np.load(reference / sr)["sr"])

@@ -56,14 +56,14 @@ def test_smoke_workflow_through_slurm(slurm_cluster, tmp_path):
 
     # The main outputs
     for dataset in ("embedded_adult", "embedded_fetal"):
-        assert (out / f"tables/table1to3_{dataset}.csv").stat().st_size > 0
+        assert (out / f"x2/tables/table1to3_{dataset}.csv").stat().st_size > 0
         for stem in ("fig2_examples", "fig3_error_maps"):
-            assert (out / f"figures/{stem}_{dataset}.png").stat().st_size > 1000
-    assert (out / "metrics/rrlsrn/embedded_adult.tsv").stat().st_size > 0
-    assert (out / "metrics/rrlsrn/embedded_fetal.tsv").stat().st_size > 0
+            assert (out / f"x2/figures/{stem}_{dataset}.png").stat().st_size > 1000
+    assert (out / "x2/metrics/rrlsrn/embedded_adult.tsv").stat().st_size > 0
+    assert (out / "x2/metrics/rrlsrn/embedded_fetal.tsv").stat().st_size > 0
     for name in ("table4_gdl", "table5_bottom_conv", "table6_runtime", "paired_tests"):
         assert (out / f"tables/{name}.csv").stat().st_size > 0
-    assert (out / "figures/training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "x2/figures/training_curves.png").read_bytes()[:4] == b"\x89PNG"
 
     # The jobs really went through SLURM: the plugin names every job after the run ID and
     # puts rule_<rule>[_wildcards_...] into its comment. MinJobAge=600 keeps finished jobs

@@ -217,13 +217,13 @@ def test_workflow_rerun_with_other_settings_trains_afresh(tmp_path):
     # (not gdl_weight: the rrlsrn method spec sets its own, which wins over these)
     (tmp_path / "changed.yaml").write_text("training:\n  overrides: {lr: 0.001, seed: 1}\n")
     configs = ["--configfile", str(REPO / "configs/smoke.yaml"), str(tmp_path / "run.yaml")]
-    target = [str(out / "models/rrlsrn/best.pt"), "--cores", "2"]  # before --configfile's list
+    target = [str(out / "x2/models/rrlsrn/best.pt"), "--cores", "2"]  # before --configfile's list
 
     run_snakemake([*target, *configs], tmp_path)
-    (tmp_path / "first.pt").write_bytes((out / "models/rrlsrn/best.pt").read_bytes())
+    (tmp_path / "first.pt").write_bytes((out / "x2/models/rrlsrn/best.pt").read_bytes())
     run_snakemake([*target, *configs, str(tmp_path / "changed.yaml")], tmp_path)
 
-    assert weights_differ(tmp_path / "first.pt", out / "models/rrlsrn/best.pt")
-    log = (out / "logs/train/rrlsrn.log").read_text()
+    assert weights_differ(tmp_path / "first.pt", out / "x2/models/rrlsrn/best.pt")
+    log = (out / "x2/logs/train/rrlsrn.log").read_text()
     assert "(lr: 0.0001 -> 0.001; seed: 0 -> 1): starting fresh" in log, log
-    assert len(list((out / "models/rrlsrn/checkpoints/superseded").iterdir())) == 1
+    assert len(list((out / "x2/models/rrlsrn/checkpoints/superseded").iterdir())) == 1

@@ -114,17 +114,17 @@ def test_smoke_workflow_end_to_end(tmp_path):
     runnable = [m for m in registry.BUILT_IN if m.kind != "imported"]
     for method in runnable:
         for dataset in ("embedded_adult", "embedded_fetal"):
-            assert (out / f"metrics/{method.name}/{dataset}.tsv").stat().st_size > 0
+            assert (out / f"x2/metrics/{method.name}/{dataset}.tsv").stat().st_size > 0
     labels = [m.label for m in runnable if not m.ablation]
     assert labels == ["Bicubic", "Cubic spline", "NMU", "LRTV", "SRCNN", "FSRCNN", "RRLSRN"]
     for dataset in ("embedded_adult", "embedded_fetal"):
-        table = pd.read_csv(out / f"tables/table1to3_{dataset}.csv", dtype=str)
+        table = pd.read_csv(out / f"x2/tables/table1to3_{dataset}.csv", dtype=str)
         assert list(table.columns) == ["Statistic", "Metric", *labels]  # no paper columns
         rows = table.set_index(["Statistic", "Metric"])
         means = rows.loc[("Mean", "PSNR")].astype(float)
         assert means.between(15, 60).all(), means
         assert rows.loc[("Mean", "SSIM (mask)")].astype(float).between(0, 1).all()
-    assert "\\begin{tabular}" in (out / "tables/table1to3_embedded_adult.tex").read_text()
+    assert "\\begin{tabular}" in (out / "x2/tables/table1to3_embedded_adult.tex").read_text()
 
     # The bicubic PSNR / SSIM equal an independent computation from the prepared HR slices
     # (scikit-image SSIM with Wang et al.'s parameters, on the shaved slices).
@@ -144,29 +144,29 @@ def test_smoke_workflow_end_to_end(tmp_path):
             for b, s in zip(bicubic, hr, strict=True)
         ]
     )
-    adult = pd.read_csv(out / "tables/table1to3_embedded_adult.csv", dtype=str)
+    adult = pd.read_csv(out / "x2/tables/table1to3_embedded_adult.csv", dtype=str)
     adult = adult.set_index(["Statistic", "Metric"])
     assert float(adult.loc[("Mean", "PSNR"), "Bicubic"]) == pytest.approx(expected_psnr, abs=6e-3)
     assert float(adult.loc[("Mean", "SSIM"), "Bicubic"]) == pytest.approx(expected_ssim, abs=6e-5)
 
     # Tables 4-6 and the paired tests
-    gdl = pd.read_csv(out / "tables/table4_gdl.csv", dtype=str)
+    gdl = pd.read_csv(out / "x2/tables/table4_gdl.csv", dtype=str)
     assert {"ds000011-sub-03", "sub-01_run-1", "01"} <= set(gdl["Subject"])
-    bottom = pd.read_csv(out / "tables/table5_bottom_conv.csv", dtype=str)
+    bottom = pd.read_csv(out / "x2/tables/table5_bottom_conv.csv", dtype=str)
     assert "PSNR without bottom transposed conv" in bottom.columns
-    runtime = pd.read_csv(out / "tables/table6_runtime.csv", dtype=str)
+    runtime = pd.read_csv(out / "x2/tables/table6_runtime.csv", dtype=str)
     own = runtime[runtime["Timing"] == "per slice (method only)"].set_index("Dataset")
     assert set(own.index) == {"embedded_adult", "embedded_fetal"}
     assert (own["RRLSRN"].astype(float) > 0).all()
-    assert set(pd.read_csv(out / "tables/paired_tests.csv")["Method"]) == set(labels[:-1])
+    assert set(pd.read_csv(out / "x2/tables/paired_tests.csv")["Method"]) == set(labels[:-1])
 
     # Figures 2-4 and the training curves, PNG + PDF; the chosen slice is recorded
     for stem in ("fig2_examples", "fig3_error_maps", "fig4_gdl"):
         for dataset in ("embedded_adult", "embedded_fetal"):
             for ext in ("png", "pdf"):
-                assert (out / f"figures/{stem}_{dataset}.{ext}").stat().st_size > 1000
-    assert (out / "figures/training_curves.png").read_bytes()[:4] == b"\x89PNG"
-    choice = json.loads((out / "figures/fig2_examples_embedded_fetal.json").read_text())
+                assert (out / f"x2/figures/{stem}_{dataset}.{ext}").stat().st_size > 1000
+    assert (out / "x2/figures/training_curves.png").read_bytes()[:4] == b"\x89PNG"
+    choice = json.loads((out / "x2/figures/fig2_examples_embedded_fetal.json").read_text())
     assert choice["subject"] == "sub-01_run-1"
 
     # The HTML report gathers the tables and figures with their descriptions.
@@ -178,25 +178,25 @@ def test_smoke_workflow_end_to_end(tmp_path):
 
     # The fetal stack is evaluated on its slices that hold brain, inside the manual mask.
     fetal = load_npz(out / "data/embedded_fetal/sub-01_run-1.npz")
-    fetal_metrics = pd.read_csv(out / "metrics/rrlsrn/embedded_fetal.tsv", sep="\t")
+    fetal_metrics = pd.read_csv(out / "x2/metrics/rrlsrn/embedded_fetal.tsv", sep="\t")
     fetal_metrics = fetal_metrics[fetal_metrics["subject"] == "sub-01_run-1"]
     assert len(fetal_metrics) == len(fetal["hr"]) > 5
     assert np.isfinite(fetal_metrics["psnr_mask"]).all()
     assert fetal_metrics["ssim_mask"].between(0, 1).all()
 
     # Per-slice metrics cover every slice; the model and its log are usable.
-    metrics = pd.read_csv(out / "metrics/rrlsrn/embedded_adult.tsv", sep="\t")
+    metrics = pd.read_csv(out / "x2/metrics/rrlsrn/embedded_adult.tsv", sep="\t")
     metrics = metrics[metrics["subject"] == "ds000011-sub-03"]
     assert len(metrics) == len(hr) and metrics["psnr"].between(10, 80).all()
-    model = load_model(out / "models/rrlsrn/best.pt")
+    model = load_model(out / "x2/models/rrlsrn/best.pt")
     assert model.depth == 11
-    log = pd.read_csv(out / "models/rrlsrn/train_log.csv")
+    log = pd.read_csv(out / "x2/models/rrlsrn/train_log.csv")
     assert list(log["step"]) == [4, 8]
-    runtime = pd.read_csv(out / "runtime/rrlsrn/embedded_adult/ds000011-sub-03.tsv", sep="\t")
+    runtime = pd.read_csv(out / "x2/runtime/rrlsrn/embedded_adult/ds000011-sub-03.tsv", sep="\t")
     assert (runtime["seconds"] > 0).all()
     assert (out / "splits/embedded_adult.tsv").read_text().splitlines()[1:] == [
         "ds000011-sub-01\ttrain",
         "ds000011-sub-02\tval",
         "ds000011-sub-03\ttest",
     ]
-    assert (out / "logs/train/rrlsrn.log").stat().st_size > 0
+    assert (out / "x2/logs/train/rrlsrn.log").stat().st_size > 0

@@ -15,5 +15,6 @@ with log_to(snakemake.log[0]):  # noqa: F821
         methods=sm.params.methods,
         paper_datasets=sm.params.paper_datasets,
         out_dir=Path(sm.output.long).parent,
+        scale=sm.params.scale,
     ):
         print(path)
