@@ -614,8 +614,10 @@ def test_ctrl_c_exits_130_with_one_line_and_no_partial_output(tmp_path):
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1].endswith(
-        "rrlsrn upscale: interrupted; nothing half-written was left"
+    assert (
+        err.strip()
+        .splitlines()[-1]
+        .endswith("rrlsrn upscale: interrupted; nothing half-written was left")
     )
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.nii.gz"]

@@ -39,6 +39,7 @@ NAMIC_CASES = [
 # The paper tests on case01011..case01034 and trains on the rest.
 NAMIC_PAPER_TEST = {f"case{c}" for c in NAMIC_CASES if c <= "01034"}
 
+
 @dataclass(frozen=True)
 class Volume:
     """One HR volume of a dataset, its optional brain mask, and who it shows."""
