@@ -12,7 +12,8 @@ workflow's path, making the LR input not counted):
 
 The methods are those of :mod:`rrlsrn.registry` that run without a training run: the
 classical ones and the learned ones with shipped weights, less the ablation variants.
-Learned models use their shipped weights; classical ones their functions' own defaults.
+Learned models use their shipped weights; classical ones the registry's params (those
+the workflow runs, e.g. LRTV's warm start).
 PSNR (shave 2) over the batched slices is reported as a sanity check, not as a result
 (the tables are the results).
 """
@@ -55,7 +56,7 @@ def real_slices(count: int) -> list[np.ndarray]:
 def bench(method: str, slices: list[np.ndarray], device: str, singles: int) -> dict:
     record = registry.METHODS[method]
     model = None if record.classical else load_model(shipped_weights_path(record.weights[2]))
-    run = dict(method=method, model=model, device=device, progress=False)
+    run = dict(method=method, model=model, device=device, progress=False, params=record.params)
     super_resolve(slices[:1], **run)  # warm-up (allocations, matrices, weights)
     single = [super_resolve([s], **run)[1][0] for s in slices[:singles]]
     sr, seconds = super_resolve(slices, **run)

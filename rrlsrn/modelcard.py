@@ -145,11 +145,12 @@ MEASURED_SECTION = "## Measured on the default test sets"
 def measure_on_test_sets(
     name: str,
     results: str | os.PathLike,
-    shave: int = 2,
+    shave: int | None = None,
     device: str = "auto",
 ) -> pd.DataFrame:
     """Per-slice metrics of the shipped weights ``name`` (as shipped, not fine-tuned) on the
-    test subjects of every dataset prepared under ``results`` (the default workflow's)."""
+    test subjects of every dataset prepared under ``results`` (the default workflow's),
+    at the weights' scale; ``shave`` defaults to that scale (the tables' convention)."""
     from rrlsrn.infer import super_resolve
     from rrlsrn.metrics import evaluate_slices
     from rrlsrn.tables import read_table
@@ -178,7 +179,8 @@ def measure_on_test_sets(
                 pick_device(device),
                 progress=False,
             )
-            values = evaluate_slices(np.stack(sr), data["hr"], data["mask"], shave=shave)
+            border = checkpoint_scale(state) if shave is None else shave
+            values = evaluate_slices(np.stack(sr), data["hr"], data["mask"], shave=border)
             frames.append(
                 pd.DataFrame({"dataset": dataset, "method": name, "subject": subject, **values})
             )
