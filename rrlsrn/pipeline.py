@@ -173,6 +173,15 @@ def check_training(config: dict[str, Any]) -> None:
     from rrlsrn.settings import make_settings  # torch-free
 
     preset = config["training"]["preset"]
+    if not trains(config):
+        given = ["training.overrides"] if config["training"].get("overrides") else []
+        specs = config.get("method_specs", {})
+        given += [f"method_specs.{m}.train" for m, spec in specs.items() if "train" in spec]
+        if given:
+            raise ConfigError(
+                f"config: {', '.join(given)}: preset {NO_TRAINING!r} trains nothing; "
+                "choose a training preset (demo, pretrain, paper, smoke) or drop them"
+            )
     problems: dict[str, list[str]] = {}
     for method in learned_methods(config) if not trains(config) else ():
         if method not in registry.METHODS:

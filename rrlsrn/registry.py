@@ -161,7 +161,7 @@ BUILT_IN = (
         "Dong et al. 2016, ECCV, LNCS 9906:391 (FSRCNN(56, 12, 4))",
         model_args={"d": 56, "s": 12, "m": 4},
         train={"gdl_weight": 0.0},
-        weights={2: "fsrcnn"},
+        weights={2: "fsrcnn", 4: "fsrcnn_x4"},
     ),
     Method(
         "edsr",
@@ -179,8 +179,8 @@ BUILT_IN = (
         "learned",
         "rfdn",
         "RFDN",
-        "Liu et al. 2020, ECCV Workshops, LNCS 12537:41 (RFDN, the released 4-block "
-        "50-feature network; 0.41M parameters at x2)",
+        "Liu et al. 2020, ECCV Workshops, LNCS 12537, arXiv:2009.11551 (RFDN, the "
+        "released 4-block 50-feature network; 0.41M parameters at x2)",
         model_args={"nf": 50, "num_modules": 4},
         train={"gdl_weight": 0.0},
         weights={2: "rfdn"},

@@ -94,10 +94,21 @@ WORKFLOW_CASES: list[dict[str, Any]] = [
     },
     {
         "id": "method_train_override_bad_type",
-        "config": {"method_specs": {"srcnn": {"train": {"gdl_weight": "none"}}}},
+        "config": {
+            "training": {"preset": "smoke"},
+            "method_specs": {"srcnn": {"train": {"gdl_weight": "none"}}},
+        },
         "config_args": [],
         "exit_code": SNAKEMAKE_ERROR,
         "words": ["training of method 'srcnn'", "gdl_weight: 'none' is not of type 'number'"],
+        "absent": NO_OUTPUT,
+    },
+    {
+        "id": "training_settings_without_training",
+        "config": {"training": {"preset": "none", "overrides": {"lr": 0.1}}},
+        "config_args": [],
+        "exit_code": SNAKEMAKE_ERROR,
+        "words": ["config: training.overrides: preset 'none' trains nothing"],
         "absent": NO_OUTPUT,
     },
     {

@@ -188,8 +188,9 @@ def test_any_trained_scale_works_and_other_scales_are_refused(tmp_path):
 
 
 def test_a_network_without_weights_at_the_scale_is_refused_before_any_work(tmp_path):
-    with pytest.raises(up.UpscaleError, match="'fsrcnn' ships no x4 weights \\(shipped: x2\\)"):
-        up.load_upscaler("fsrcnn", scale=4)
+    with pytest.raises(up.UpscaleError, match="'fsrcnn' ships no x3 weights \\(shipped: x2, x4\\)"):
+        up.load_upscaler("fsrcnn", scale=3)
+    assert up.load_upscaler("fsrcnn", scale=4).model.scale == 4  # its own x4 weights
     with pytest.raises(up.UpscaleError, match="^rrlsrn reaches x2, x4, x8, .* not x3$"):
         up.load_upscaler("rrlsrn", scale=3)
     assert up.load_upscaler("rrlsrn", scale=4).model.scale == 4  # the x2 weights, cascaded

@@ -35,20 +35,18 @@ def job_counts(output: str) -> dict[str, int]:
 def test_default_dry_run_lists_every_job(tmp_path):
     proc = run_snakemake(["-n", "--cores", "2", "--config", "lapsrn_mat=null"], tmp_path)
     counts = job_counts(proc.stdout + proc.stderr)
-    # 9 adult subjects + 6 fetal stacks prepared; rrlsrn, its two ablation variants,
-    # srcnn and fsrcnn trained once; 9 methods (lapsrn_x2 off) x (3 adult test subjects
-    # + 6 fetal test stacks), evaluated per method and dataset (9 x 2); one table job;
-    # Figs. 2-3 and Fig. 4 per dataset.
+    # 9 adult subjects + 6 fetal stacks prepared; no training (preset none: the shipped
+    # weights); 11 methods (lapsrn_x2 off) x (3 adult test subjects + 6 fetal test
+    # stacks), evaluated per method and dataset (11 x 2); one table job; Figs. 2-3 and
+    # Fig. 4 per dataset; no training curves.
     assert counts == {
         "prepare_subject": 15,
         "split": 2,
-        "train": 5,
-        "super_resolve": 81,
-        "evaluate": 18,
+        "super_resolve": 99,
+        "evaluate": 22,
         "tables": 1,
         "example_figures": 2,
         "gdl_figure": 2,
-        "training_curves": 1,
         "manifest": 2,
         "data_summary": 1,
         "all": 1,
