@@ -151,7 +151,7 @@ BUILT_IN = (
         "Dong et al. 2016, IEEE Trans. Pattern Anal. Mach. Intell. 38:295 (SRCNN 9-1-5)",
         model_args={"kernels": [9, 1, 5]},
         train={"gdl_weight": 0.0},
-        weights={2: "srcnn"},
+        weights={2: "srcnn", 4: "srcnn_x4"},
     ),
     Method(
         "fsrcnn",

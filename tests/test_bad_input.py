@@ -360,7 +360,7 @@ CLI_CASES = [
         "upscale-unknown-shipped-weights",
         [*UP, "--model", "nope"],
         1,
-        ["nope", "shipped: ['fsrcnn'"],
+        ["nope", "shipped: ['edsr', 'fsrcnn'"],
         one_volume,
         absent=["out.nii.gz"],
     ),

@@ -226,7 +226,8 @@ def test_profile_keys_are_snakemake_options(cli_options):
 
 
 def test_slurm_profile_dry_run_lists_the_local_jobs(tmp_path):
-    config = ["--config", "lapsrn_mat=null", f"results={tmp_path / 'out'}"]
+    training = 'training={"preset": "demo"}'  # the default (none) has no train jobs
+    config = ["--config", "lapsrn_mat=null", f"results={tmp_path / 'out'}", training]
     proc = run_snakemake(["-n", "--profile", str(SLURM_PROFILE.parent), *config], tmp_path)
     output = proc.stdout + proc.stderr
     assert "and workflow specific profile" in output  # profiles/default was loaded too
@@ -252,8 +253,8 @@ def test_slurm_profile_dry_run_lists_the_local_jobs(tmp_path):
             assert resources["runtime"] == str(wanted["runtime"])
             assert resources["mem_mb"] == str(wanted["mem_mb"])
             assert f"threads: {profile['set-threads'][rule]}\n" in block
-    # 5 learned methods x 9 test units on GPUs; 4 classical methods x 9 on CPU nodes
-    assert on_gpu[("super_resolve", True)] == 45 and on_gpu[("super_resolve", False)] == 36
+    # 7 learned methods x 9 test units on GPUs; 4 classical methods x 9 on CPU nodes
+    assert on_gpu[("super_resolve", True)] == 63 and on_gpu[("super_resolve", False)] == 36
 
 
 def test_slurm_profile_starts_a_real_run_without_a_cluster(tmp_path):

@@ -518,6 +518,7 @@ def test_the_methods_table_says_which_scales_each_method_makes():
     }
     assert rows["bicubic"] == rows["nmu"] == "any"
     assert rows["rrlsrn"] == rows["lapsrn_x2"] == "x2, x4, ... (x2 cascade)"
-    assert rows["fsrcnn"] == "any (trained); x2 shipped"
+    assert rows["fsrcnn"] == "any (trained); x2, x4 shipped"
+    assert rows["edsr"] == "any (trained); x2 shipped"
     cascades = [m.name for m in registry.BUILT_IN if m.cascade]
     assert cascades == ["lapsrn_x2", "rrlsrn", "rrlsrn_no_gdl", "rrlsrn_bicubic_bottom"]

@@ -62,7 +62,7 @@ def test_smoke_workflow_through_slurm(slurm_cluster, tmp_path):
     assert (out / "x2/metrics/rrlsrn/embedded_adult.tsv").stat().st_size > 0
     assert (out / "x2/metrics/rrlsrn/embedded_fetal.tsv").stat().st_size > 0
     for name in ("table4_gdl", "table5_bottom_conv", "table6_runtime", "paired_tests"):
-        assert (out / f"tables/{name}.csv").stat().st_size > 0
+        assert (out / f"x2/tables/{name}.csv").stat().st_size > 0
     assert (out / "x2/figures/training_curves.png").read_bytes()[:4] == b"\x89PNG"
 
     # The jobs really went through SLURM: the plugin names every job after the run ID and
