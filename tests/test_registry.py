@@ -44,7 +44,7 @@ def test_resolve_merges_overrides_and_keeps_the_record():
     assert "max_iterations" not in registry.METHODS["nmu"].params
     srcnn = registry.resolve("srcnn", {"train": {"init": "scratch"}, "weights": "mine"})
     assert srcnn.train == {"gdl_weight": 0.0, "init": "scratch"}
-    assert srcnn.weights == {2: "mine"}
+    assert srcnn.weights == {2: "mine", 4: "srcnn_x4"}  # the scale of the run only
     assert registry.resolve("rrlsrn") == registry.METHODS["rrlsrn"]
 
 
