@@ -51,6 +51,15 @@ def run_snakemake(
     return proc
 
 
+def two_step_settings():
+    """Training settings for a from-scratch run of two 16x16-patch steps: enough to make a
+    real checkpoint, quick on two cores."""
+    from rrlsrn.settings import make_settings
+
+    overrides = {"init": "scratch", "max_steps": 2, "steps_per_epoch": 2, "patch_size": 16}
+    return make_settings("smoke", {**overrides, "batch_size": 2, "val_slices": 1})
+
+
 @pytest.fixture(scope="session")
 def real_slices() -> np.ndarray:
     """Two real axial 256x256 HR slices (ds002748-sub-01, a held-out test subject),

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import two_step_settings
 
 from rrlsrn.checkpoint import load_checkpoint, load_model
 from rrlsrn.degrade import imresize
 from rrlsrn.io import save_npz_atomic
 from rrlsrn.metrics import psnr
 from rrlsrn.modelcard import ship_weights
-from rrlsrn.settings import make_settings
 from rrlsrn.train import train
 from rrlsrn.weights import shipped_weights, shipped_weights_path
 
@@ -20,17 +20,7 @@ def test_ship_weights_writes_slim_checkpoint_and_card(tmp_path):
     rng = np.random.default_rng(0)
     slices = [np.clip(rng.normal(0.5, 0.1, (32, 32)), 0, 1).astype(np.float32) for _ in range(3)]
     save_npz_atomic(tmp_path / "val.npz", hr=np.stack(slices[2:]))
-    settings = make_settings(
-        "smoke",
-        {
-            "init": "scratch",
-            "max_steps": 2,
-            "steps_per_epoch": 2,
-            "patch_size": 16,
-            "batch_size": 2,
-            "val_slices": 1,
-        },
-    )
+    settings = two_step_settings()
     train(
         "rrlsrn",
         slices[:2],

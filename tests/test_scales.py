@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndi
 import torch
+from conftest import two_step_settings
 from test_degrade import keys_cubic  # Keys' kernel, written out independently there
 
 from baselines.interpolation import bicubic, cubic_spline
@@ -28,7 +29,6 @@ from rrlsrn.degrade import make_degradation
 from rrlsrn.infer import super_resolve
 from rrlsrn.lapsrn import lapsrn_x2_model
 from rrlsrn.models import RRLSRN, at_scale, build_model, count_parameters
-from rrlsrn.settings import make_settings
 from rrlsrn.train import hr_patch_size, initial_weights, train
 
 OPERATORS = ["bicubic", "kspace", "gaussian_block"]
@@ -398,17 +398,7 @@ def tiny_run(tmp_path, name: str, scale: int, **model_args) -> dict:
     rng = np.random.default_rng(0)
     slices = [smooth_image((24, 24), seed=i).astype(np.float32) for i in range(3)]
     slices = [s + rng.normal(0, 0.01, s.shape).astype(np.float32) for s in slices]
-    settings = make_settings(
-        "smoke",
-        {
-            "init": "scratch",
-            "max_steps": 2,
-            "steps_per_epoch": 2,
-            "patch_size": 16,
-            "batch_size": 2,
-            "val_slices": 1,
-        },
-    )
+    settings = two_step_settings()
     return train(
         name,
         slices[:2],
