@@ -10,8 +10,19 @@ Operators (selected by name from config):
                     a = -0.5), the operator of the SR literature (SRCNN, LapSRN) and of
                     the paper ("LR MRI is derived from the HR MRI via bicubic interpolation").
 * ``kspace``        truncation of the centred k-space to the LR matrix (what a scanner
-                    acquiring fewer phase/frequency encodes produces).
+                    acquiring fewer phase/frequency encodes produces), optionally with a
+                    Hamming window over the kept samples (``window="hamming"``).
 * ``gaussian_block`` Gaussian blur followed by block averaging (a simple PSF + sampling model).
+* ``gaussian_spline`` Pham et al. 2017's (SRCNN3D): Gaussian blur, sigma = 1 HR pixel, then
+                    order-3 B-spline resampling on ``scipy.ndimage.zoom``'s corner-aligned
+                    grid, in-plane here (their code blurs and zooms the 3D volume).
+
+Rician noise (:func:`rician_noise`) is not an operator: :meth:`Degradation.observe` adds it
+to the LR image when the operator is given an ``snr`` (the protocols of
+:mod:`rrlsrn.protocols`), while ``__call__``, ``adjoint`` and ``project`` stay the linear
+operator that data-consistency steps need.  SNR = 1 / sigma on the prepared slices' scale,
+where 1 is each volume's normalisation reference (the 99.5th percentile of its nonzero
+voxels, bright tissue): BrainWeb's "noise % of the brightest tissue" is 100 / SNR.
 """
 
 from __future__ import annotations
@@ -121,11 +132,30 @@ def bicubic_down(x: ArrayLike, scale: int) -> ArrayLike:
     return imresize(x, 1.0 / scale)
 
 
-def kspace_down(x: ArrayLike, scale: int) -> ArrayLike:
+KSPACE_WINDOWS = ("none", "hamming")
+
+
+def hamming_window(length: int) -> np.ndarray:
+    """Hamming taps over ``length`` centred k-space samples, DC (index ``length // 2``) = 1.
+
+    The periodic ("DFT-even", Harris 1978) window ``0.54 - 0.46 cos(2 pi n / N)``,
+    n = 0..N-1, whose peak n = N/2 is the DC sample of the fftshifted block; it is
+    symmetric about DC (``w(k) = w(-k)``), so a real image stays real and its mean is
+    kept.  The symmetric window ``cos(2 pi n / (N - 1))`` would peak between two samples.
+    """
+    k = np.arange(length) - length // 2  # frequency of each sample of the centred block
+    return 0.54 + 0.46 * np.cos(2 * np.pi * k / length)
+
+
+def kspace_down(x: ArrayLike, scale: int, window: str = "none") -> ArrayLike:
     """LR = inverse FFT of the central (H/scale x W/scale) block of the centred k-space.
 
-    Intensities are divided by ``scale**2`` so that the image mean is kept.
+    Intensities are divided by ``scale**2`` so that the image mean is kept.  With
+    ``window="hamming"`` the kept block is tapered by :func:`hamming_window` along both
+    axes first (less Gibbs ringing, a wider point spread; DC is untouched).
     """
+    if window not in KSPACE_WINDOWS:
+        raise ValueError(f"unknown k-space window {window!r}; choose one of {KSPACE_WINDOWS}")
     _require_divisible(x, scale)
     xt = torch.as_tensor(x)
     dtype = xt.dtype if xt.is_floating_point() else torch.float32
@@ -134,28 +164,37 @@ def kspace_down(x: ArrayLike, scale: int) -> ArrayLike:
     k = torch.fft.fftshift(torch.fft.fft2(xt.to(dtype)), dim=(-2, -1))
     top, left = h // 2 - lh // 2, w // 2 - lw // 2  # keeps DC at the LR centre
     k = k[..., top : top + lh, left : left + lw]
+    if window == "hamming":
+        taps = np.outer(hamming_window(lh), hamming_window(lw))
+        k = k * torch.as_tensor(taps, dtype=dtype, device=k.device)
     lr = torch.fft.ifft2(torch.fft.ifftshift(k, dim=(-2, -1))).real / scale**2
     return lr if isinstance(x, torch.Tensor) else lr.numpy()
 
 
-def gaussian_kernel1d(sigma: float) -> np.ndarray:
-    """Normalised 1D Gaussian sampled on integers, radius ceil(3 sigma)."""
-    radius = max(1, int(math.ceil(3 * sigma)))
+def gaussian_kernel1d(sigma: float, radius: int | None = None) -> np.ndarray:
+    """Normalised 1D Gaussian sampled on integers, radius ceil(3 sigma) unless given."""
+    radius = max(1, int(math.ceil(3 * sigma))) if radius is None else radius
     t = np.arange(-radius, radius + 1, dtype=np.float64)
     g = np.exp(-0.5 * (t / sigma) ** 2)
     return g / g.sum()
 
 
+def _filter_matrix(length: int, taps: np.ndarray) -> np.ndarray:
+    """(length x length) matrix of a centred odd-length filter, half-sample symmetric
+    (mirror) borders: MATLAB's 'symmetric', scipy.ndimage's 'reflect'."""
+    radius = len(taps) // 2
+    blur = np.zeros((length, length))
+    mirror = np.concatenate([np.arange(length), np.arange(length - 1, -1, -1)])
+    rows = np.repeat(np.arange(length), len(taps))
+    cols = mirror[(np.arange(length)[:, None] + np.arange(-radius, radius + 1)) % (2 * length)]
+    np.add.at(blur, (rows, cols.ravel()), np.tile(taps, length))
+    return blur
+
+
 @lru_cache(maxsize=64)
 def _blur_block_matrix(length: int, scale: int, sigma: float) -> np.ndarray:
     """(length/scale x length) matrix: Gaussian blur (mirror borders) then block mean."""
-    g = gaussian_kernel1d(sigma)
-    radius = len(g) // 2
-    blur = np.zeros((length, length))
-    mirror = np.concatenate([np.arange(length), np.arange(length - 1, -1, -1)])
-    rows = np.repeat(np.arange(length), len(g))
-    cols = mirror[(np.arange(length)[:, None] + np.arange(-radius, radius + 1)) % (2 * length)]
-    np.add.at(blur, (rows, cols.ravel()), np.tile(g, length))
+    blur = _filter_matrix(length, gaussian_kernel1d(sigma))
     block = np.kron(np.eye(length // scale), np.full((1, scale), 1.0 / scale))
     return block @ blur
 
@@ -175,10 +214,71 @@ def gaussian_block_down(x: ArrayLike, scale: int, sigma: float | None = None) ->
     )
 
 
+def bspline3(t: np.ndarray) -> np.ndarray:
+    """The cubic B-spline beta^3(t): 2/3 - t^2 + |t|^3 / 2 on |t| < 1, (2 - |t|)^3 / 6 on
+    1 <= |t| < 2, else 0."""
+    a = np.abs(t)
+    return np.where(a < 1, 2 / 3 - a**2 + a**3 / 2, np.where(a < 2, (2 - a) ** 3 / 6, 0.0))
+
+
+def _whole_sample_mirror(index: np.ndarray, length: int) -> np.ndarray:
+    """Fold integer indices into [0, length) with whole-sample symmetry (x[-k] = x[k]),
+    scipy.ndimage's 'mirror'."""
+    period = max(2 * length - 2, 1)
+    index = np.mod(index, period)
+    return np.where(index > length - 1, period - index, index)
+
+
+@lru_cache(maxsize=64)
+def spline_resample_matrix(in_length: int, out_length: int) -> np.ndarray:
+    """(out x in) matrix of order-3 B-spline resampling on the corner-aligned grid.
+
+    ``scipy.ndimage.zoom(x, out / in, order=3)`` along one axis, written out: the spline
+    coefficients ``c`` solve ``P c = x`` (P: beta^3 at integer offsets, 1/6 2/3 1/6, with
+    mirror borders, scipy's prefilter), and output sample i evaluates the spline at
+    input coordinate ``t_i = i (in - 1) / (out - 1)``, so first and last samples fall on
+    the first and last input samples (zoom's ``grid_mode=False``; its default 'constant'
+    mode equals 'mirror' at these in-range coordinates).
+    """
+    j = np.arange(in_length)
+    prefilter = np.zeros((in_length, in_length))
+    for offset in (-1, 0, 1):
+        np.add.at(prefilter, (j, _whole_sample_mirror(j + offset, in_length)), bspline3(offset))
+    step = (in_length - 1) / (out_length - 1) if out_length > 1 else 0.0
+    t = np.arange(out_length) * step
+    k = np.floor(t)[:, None].astype(np.int64) + np.arange(-1, 3)[None, :]
+    evaluate = np.zeros((out_length, in_length))
+    rows = np.repeat(np.arange(out_length), 4)
+    cols = _whole_sample_mirror(k, in_length).ravel()
+    np.add.at(evaluate, (rows, cols), bspline3(t[:, None] - k).ravel())
+    return np.linalg.solve(prefilter.T, evaluate.T).T  # evaluate @ prefilter^-1
+
+
+@lru_cache(maxsize=64)
+def _gaussian_spline_matrix(length: int, scale: int, sigma: float) -> np.ndarray:
+    """(length/scale x length) matrix: Gaussian blur as ``scipy.ndimage.gaussian_filter``
+    (radius ``int(4 sigma + 0.5)``, 'reflect' borders), then the spline resampling."""
+    blur = _filter_matrix(length, gaussian_kernel1d(sigma, int(4.0 * sigma + 0.5)))
+    return spline_resample_matrix(length, length // scale) @ blur
+
+
+def gaussian_spline_down(x: ArrayLike, scale: int, sigma: float = 1.0) -> ArrayLike:
+    """LR as Pham et al. 2017 (SRCNN3D) make it, in-plane: Gaussian blur (sigma in HR
+    pixels, 1 in their code) then order-3 spline resampling by ``1 / scale`` on the
+    corner-aligned grid (``scipy.ndimage.zoom``'s default)."""
+    _require_divisible(x, scale)
+    h, w = x.shape[-2:]
+    sigma = float(sigma)
+    return _apply_separable(
+        x, _gaussian_spline_matrix(h, scale, sigma), _gaussian_spline_matrix(w, scale, sigma)
+    )
+
+
 DEGRADATIONS: dict[str, Callable[..., ArrayLike]] = {
     "bicubic": bicubic_down,
     "kspace": kspace_down,
     "gaussian_block": gaussian_block_down,
+    "gaussian_spline": gaussian_spline_down,
 }
 
 
@@ -190,12 +290,21 @@ SEPARABLE_MATRICES: dict[str, Callable[..., np.ndarray]] = {
     "gaussian_block": lambda length, scale, sigma=None: _blur_block_matrix(
         length, scale, _default_sigma(scale, sigma)
     ),
+    "gaussian_spline": lambda length, scale, sigma=1.0: _gaussian_spline_matrix(
+        length, scale, float(sigma)
+    ),
 }
 
 # Where LR sample i sits on the HR pixel grid: "centre" = HR coordinate (i + 0.5) s - 0.5
 # (an LR pixel covers a block of HR pixels: imresize, block mean); "origin" = i s (the
-# DFT grids of k-space truncation start at sample 0 and are periodic).
-SAMPLE_GRIDS: dict[str, str] = {"bicubic": "centre", "kspace": "origin", "gaussian_block": "centre"}
+# DFT grids of k-space truncation start at sample 0 and are periodic); "corner" = i (H - 1)
+# / (h - 1) (scipy.ndimage.zoom's grid: first and last samples on the first and last pixels).
+SAMPLE_GRIDS: dict[str, str] = {
+    "bicubic": "centre",
+    "kspace": "origin",
+    "gaussian_block": "centre",
+    "gaussian_spline": "corner",
+}
 
 
 class Degradation:
@@ -203,14 +312,28 @@ class Degradation:
 
     Classical methods that enforce data consistency (NMU, LRTV) use :meth:`adjoint` and
     :meth:`project` of the operator the config selects, so they never assume a model
-    (such as block averaging) different from the one that made their input.
+    (such as block averaging) different from the one that made their input.  With an
+    ``snr`` the LR input a method is given (:meth:`observe`) also carries Rician noise,
+    drawn from a generator seeded with ``seed`` when the operator is made: two operators
+    made alike give the same noise, so every method sees the same noisy LR image.
     """
 
-    def __init__(self, name: str = "bicubic", **params: float) -> None:
+    def __init__(
+        self,
+        name: str = "bicubic",
+        *,
+        snr: float | None = None,
+        seed: int = 0,
+        **params: float | str,
+    ) -> None:
         if name not in DEGRADATIONS:
             raise ValueError(f"unknown degradation {name!r}; choose one of {sorted(DEGRADATIONS)}")
+        if snr is not None and not snr > 0:
+            raise ValueError(f"snr must be positive, got {snr}")
         self.name = name
         self.params = dict(params)
+        self.snr = None if snr is None else float(snr)
+        self._noise = torch.Generator().manual_seed(int(seed)) if snr is not None else None
         self._forward = partial(DEGRADATIONS[name], **params)
         self._matrices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -236,7 +359,8 @@ class Degradation:
 
     def __repr__(self) -> str:
         args = "".join(f", {k}={v!r}" for k, v in self.params.items())
-        return f"Degradation({self.name!r}{args})"
+        noise = f", snr={self.snr!r}" if self.snr is not None else ""
+        return f"Degradation({self.name!r}{args}{noise})"
 
     def __call__(self, x: ArrayLike, scale: int) -> ArrayLike:
         if self._is_fast(x):  # same matrices as the functions, converted once
@@ -245,9 +369,18 @@ class Degradation:
             return mat_h @ x @ mat_w.T
         return self._forward(x, scale)
 
+    def observe(self, x: ArrayLike, scale: int) -> ArrayLike:
+        """The LR image a method is given: ``D x``, with Rician noise of sigma ``1 / snr``
+        when the operator has an ``snr`` (the next draws of its seeded generator)."""
+        lr = self(x, scale)
+        if self._noise is None:
+            return lr
+        return rician_noise(lr, 1.0 / self.snr, self._noise)
+
     @property
     def sample_grid(self) -> str:
-        """``"centre"`` or ``"origin"``: where LR samples sit on the HR grid (see above)."""
+        """``"centre"``, ``"origin"`` or ``"corner"``: where LR samples sit on the HR grid
+        (see above)."""
         return SAMPLE_GRIDS[self.name]
 
     def adjoint(self, y: torch.Tensor, scale: int) -> torch.Tensor:
@@ -302,13 +435,30 @@ class Degradation:
         return x + self.adjoint(z, scale)
 
 
+def rician_noise(x: ArrayLike, sigma: float, generator: torch.Generator) -> ArrayLike:
+    """``|x + sigma (n1 + i n2)|`` with n1, n2 independent standard normals: the magnitude
+    of a complex signal with Gaussian noise on both channels (Gudbjartsson & Patz 1995).
+
+    A constant ``x = nu`` gives Rice(nu, sigma) values, mean
+    ``sigma sqrt(pi / 2) L_1/2(-nu^2 / (2 sigma^2))``.  Draws come from ``generator``
+    (CPU), n1 for every element first, then n2.
+    """
+    xt = torch.as_tensor(x)
+    dtype = xt.dtype if xt.is_floating_point() else torch.float32
+    n = torch.randn((2, *xt.shape), generator=generator, dtype=torch.float64)
+    n = (sigma * n).to(dtype=dtype, device=xt.device)
+    out = torch.sqrt((xt.to(dtype) + n[0]) ** 2 + n[1] ** 2)
+    return out if isinstance(x, torch.Tensor) else out.numpy()
+
+
 def degrade(x: ArrayLike, scale: int, name: str = "bicubic", **params: float) -> ArrayLike:
     """Make the LR image of ``x`` (already modcropped) with the operator called ``name``."""
     return make_degradation(name, **params)(x, scale)
 
 
-def make_degradation(name: str = "bicubic", **params: float) -> Degradation:
-    """The named operator with its config parameters bound, callable as ``f(x, scale)``."""
+def make_degradation(name: str = "bicubic", **params: float | str) -> Degradation:
+    """The named operator with its config parameters bound, callable as ``f(x, scale)``
+    (``snr`` and ``seed`` set its Rician noise, :meth:`Degradation.observe`)."""
     return Degradation(name, **params)
 
 
