@@ -26,14 +26,19 @@ def spline_matrix(length: int, scale: int, grid: str = "centre") -> np.ndarray:
     half-sample symmetric borders (LR pixels cover HR blocks: imresize, block mean).
     ``grid="origin"``: HR pixel j reads LR coordinate j / scale with periodic borders
     (k-space truncation samples a periodic signal from sample 0).
+    ``grid="corner"``: HR pixel j reads LR coordinate j (length - 1) / (length * scale - 1)
+    with mirror borders: ``scipy.ndimage.zoom(lr, scale, order=3)``, the interpolation of
+    Pham et al. 2017 on the grid of their degradation (``gaussian_spline``).
     """
     out = np.arange(length * scale, dtype=np.float64)
     if grid == "centre":
         coords, mode = (out + 0.5) / scale - 0.5, "reflect"
     elif grid == "origin":
         coords, mode = out / scale, "grid-wrap"
+    elif grid == "corner":
+        coords, mode = out * (length - 1) / max(length * scale - 1, 1), "mirror"
     else:
-        raise ValueError(f"unknown sample grid {grid!r}; use 'centre' or 'origin'")
+        raise ValueError(f"unknown sample grid {grid!r}; use 'centre', 'origin' or 'corner'")
     eye = np.eye(length)
     rows = np.stack([coords, np.zeros_like(coords)])
     # column k of the matrix is the spline interpolant of the k-th unit impulse

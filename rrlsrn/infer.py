@@ -157,7 +157,7 @@ def super_resolve(
     )
     for indices in groups.values():
         hr = torch.from_numpy(np.stack([hr_slices[i] for i in indices]).astype(np.float32))
-        lr = degrade_fn(hr, scale)
+        lr = degrade_fn.observe(hr, scale)  # D x, with the operator's noise if it has any
         _sync(device)
         start = time.perf_counter()
         if classical is not None:

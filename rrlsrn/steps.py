@@ -168,7 +168,7 @@ def command_super_resolve(
     """A ``command`` method on a prepared subject's slices: SR slices (clipped to [0, 1])
     and seconds per slice, timed from outside (the command's wall time / slices)."""
     check_hr_slices(list(data["hr"]), scale)
-    lr = make_degradation(**degradation)(torch.from_numpy(np.asarray(data["hr"])), scale)
+    lr = make_degradation(**degradation).observe(torch.from_numpy(np.asarray(data["hr"])), scale)
     spacing = data.get("spacing", (1.0, 1.0))
     out, total = plugins.run_command(method, command, lr.numpy(), scale, spacing)
     return list(np.clip(out, 0, 1)), np.full(len(out), total / len(out))
