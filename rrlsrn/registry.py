@@ -172,7 +172,7 @@ BUILT_IN = (
         "pixel shuffle; 1.37M parameters at x2)",
         model_args={"n_resblocks": 16, "n_feats": 64, "res_scale": 1.0},
         train={"gdl_weight": 0.0},
-        weights={2: "edsr"},
+        weights={2: "edsr", 4: "edsr_x4"},
     ),
     Method(
         "rfdn",
@@ -183,7 +183,7 @@ BUILT_IN = (
         "released 4-block 50-feature network; 0.41M parameters at x2)",
         model_args={"nf": 50, "num_modules": 4},
         train={"gdl_weight": 0.0},
-        weights={2: "rfdn"},
+        weights={2: "rfdn", 4: "rfdn_x4"},
     ),
     Method(
         "lapsrn_x2",

@@ -360,7 +360,7 @@ CLI_CASES = [
         "upscale-unknown-shipped-weights",
         [*UP, "--model", "nope"],
         1,
-        ["nope", "shipped: ['edsr', 'fsrcnn'"],
+        ["nope", "shipped: ['edsr', 'edsr_x4', 'fsrcnn'"],
         one_volume,
         absent=["out.nii.gz"],
     ),

@@ -46,11 +46,10 @@ def test_shave_is_the_scale_unless_a_number_is_given(config, shave, scale, expec
 def test_cascades_run_at_x4_but_not_x3_and_unshipped_scales_are_left_out(config):
     config["training"]["preset"] = "demo"  # fine-tunes shipped weights
     assert pipeline.enabled_methods(config, scale=2) == config["methods"]
-    # x4: RRLSRN's family cascades its x2 weights; SRCNN and FSRCNN run their x4 weights,
-    # EDSR has none at x4
-    config["methods"].append("edsr")
-    assert pipeline.enabled_methods(config, scale=4) == config["methods"][:-1]
-    config["methods"].pop()
+    # x4: RRLSRN's family cascades its x2 weights; the other networks run their x4 weights
+    config["methods"] += ["edsr", "rfdn"]
+    assert pipeline.enabled_methods(config, scale=4) == config["methods"]
+    del config["methods"][-2:]
     # x3: no power of 2, no x3 weights: only the classical methods
     assert pipeline.enabled_methods(config, scale=3) == ["bicubic", "nmu"]
     notices = pipeline.scale_notices({**config, "scales": [3]})

@@ -480,7 +480,8 @@ def test_the_workflow_inference_runs_the_cascade_and_checks_the_scale():
         ("lapsrn_x2", 4, None, None),
         ("fsrcnn", 3, None, None),
         ("fsrcnn", 2, None, "fsrcnn"),
-        ("edsr", 4, None, None),
+        ("edsr", 4, None, "edsr_x4"),
+        ("rfdn", 3, None, None),
         ("nmu", 3, None, None),
         ("bicubic", 5, None, None),
         ("nmu", 1, "nmu: the scale must be an integer of at least 2, got 1", None),
@@ -509,6 +510,6 @@ def test_the_methods_table_says_which_scales_each_method_makes():
     assert rows["bicubic"] == rows["nmu"] == "any"
     assert rows["rrlsrn"] == rows["lapsrn_x2"] == "x2, x4, ... (x2 cascade)"
     assert rows["fsrcnn"] == "any (trained); x2, x4 shipped"
-    assert rows["edsr"] == "any (trained); x2 shipped"
+    assert rows["edsr"] == rows["rfdn"] == "any (trained); x2, x4 shipped"
     cascades = [m.name for m in registry.BUILT_IN if m.cascade]
     assert cascades == ["lapsrn_x2", "rrlsrn", "rrlsrn_no_gdl", "rrlsrn_bicubic_bottom"]
