@@ -18,14 +18,17 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
+include: "rules/protocol_inputs.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/infer.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/protocols.smk"
 
 
 rule all:
     default_target: True
     input:
         all_outputs(),
+        protocol_outputs(),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import math
 import os
@@ -233,8 +234,101 @@ def check_config(config: dict[str, Any], plugin_dirs: Sequence[str] = ()) -> Non
     check_methods(config, plugin_dirs)
     check_training(config)
     check_scales(config)
+    check_protocols(config)
     for dataset in config["datasets"]:
         dataset_split(config, dataset)
+
+
+# ---------------------------------------------------------------- degradation protocols
+
+# Operator parameters and the operators that take them (rrlsrn.degrade).
+OPERATOR_PARAMS = {"sigma": ("gaussian_block", "gaussian_spline"), "window": ("kspace",)}
+PROTOCOL_REFERENCE = "bicubic"  # the method the protocol gains are measured over
+
+
+def check_degradation(spec: Mapping[str, Any], where: str) -> None:
+    """An operator parameter must belong to the operator (``sigma`` of a blur, ``window``
+    of ``kspace``): one-line :class:`ConfigError` naming the key otherwise."""
+    for key, operators in OPERATOR_PARAMS.items():
+        if key in spec and spec["name"] not in operators:
+            raise ConfigError(
+                f"config: {where}.{key}: the {spec['name']} operator has no {key} "
+                f"(only {', '.join(operators)})"
+            )
+
+
+def protocols(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The run's degradation protocols (``protocols``; none when absent)."""
+    return list(config.get("protocols") or [])
+
+
+def protocol_names(config: dict[str, Any]) -> list[str]:
+    """Names of the run's protocols, in config order."""
+    return [entry["name"] for entry in protocols(config)]
+
+
+def protocol_entry(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The config entry of protocol ``name``, its operator filled in (default bicubic)."""
+    for entry in protocols(config):
+        if entry["name"] == name:
+            return {**entry, "degradation": dict(entry.get("degradation") or {"name": "bicubic"})}
+    raise ConfigError(f"config: protocols: no protocol {name!r}; known: {protocol_names(config)}")
+
+
+def check_protocols(config: dict[str, Any]) -> None:
+    """Operator parameters of ``degradation`` and of each protocol, protocol names used
+    once, and the bicubic method in the run when there are protocols (the reference of
+    their gains)."""
+    check_degradation(config["degradation"], "degradation")
+    seen: set[str] = set()
+    for i, entry in enumerate(protocols(config)):
+        if entry["name"] in seen:
+            raise ConfigError(f"config: protocols[{i}].name: {entry['name']!r} names two protocols")
+        seen.add(entry["name"])
+        check_degradation(
+            entry.get("degradation") or {"name": "bicubic"}, f"protocols[{i}].degradation"
+        )
+    if seen and PROTOCOL_REFERENCE not in config["methods"]:
+        raise ConfigError(
+            f"config: protocols: the gains are over the {PROTOCOL_REFERENCE} method; "
+            f"add {PROTOCOL_REFERENCE!r} to methods"
+        )
+
+
+def _operator(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """An operator spec without the parameters that change nothing (``window: none``)."""
+    return {k: v for k, v in spec.items() if not (k == "window" and v == "none")}
+
+
+def protocol_reuses_run(config: dict[str, Any], name: str) -> bool:
+    """Whether protocol ``name`` is the run's own degradation without noise: its results
+    are then the run's (``<results>/x<scale>/metrics``), not computed twice."""
+    entry = protocol_entry(config, name)
+    return not entry.get("noise") and _operator(entry["degradation"]) == _operator(
+        config["degradation"]
+    )
+
+
+def subject_seed(seed: int, dataset: str, subject: str) -> int:
+    """The noise seed of one test subject: a stable hash (SHA-256) of the protocol's
+    ``seed``, the dataset and the subject, so it is the same in every job and session."""
+    digest = hashlib.sha256(f"{seed}\0{dataset}\0{subject}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # below 2**63 (torch's seed range)
+
+
+def protocol_degradation(
+    config: dict[str, Any], name: str, dataset: str, subject: str
+) -> dict[str, Any]:
+    """The operator a protocol's job makes its LR with (:func:`rrlsrn.degrade.
+    make_degradation` keywords): the protocol's degradation, and with noise its ``snr``
+    and the subject's seed (:func:`subject_seed`)."""
+    entry = protocol_entry(config, name)
+    spec = dict(entry["degradation"])
+    noise = entry.get("noise")
+    if noise:
+        seed = subject_seed(int(noise.get("seed", 0)), dataset, subject)
+        spec.update(snr=float(noise["snr"]), seed=seed)
+    return spec
 
 
 # ---------------------------------------------------------------- datasets and splits

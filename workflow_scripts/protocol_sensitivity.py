@@ -1,0 +1,20 @@
+"""Snakemake adapter: the protocol-sensitivity table and figure of one scale of the run."""
+
+from pathlib import Path
+
+from rrlsrn.pipeline import log_to
+
+with log_to(snakemake.log[0]):  # noqa: F821
+    from rrlsrn.protocols import write_protocol_sensitivity
+
+    sm = snakemake  # noqa: F821
+    for path in write_protocol_sensitivity(
+        metric_files=sm.params.metric_files,
+        entries=sm.params.entries,
+        methods=sm.params.methods,
+        table_stem=Path(sm.output.csv).with_suffix(""),
+        long_out=sm.output.long,
+        figure_stem=Path(sm.output.png).with_suffix(""),
+        scale=sm.params.scale,
+    ):
+        print(path)
