@@ -6,19 +6,24 @@ import math
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndi
 import torch
+from scipy import special
 
 from rrlsrn.degrade import (
     bicubic_down,
     degrade,
     gaussian_block_down,
+    gaussian_spline_down,
+    hamming_window,
     imresize,
     make_degradation,
     modcrop,
     resize_matrix,
+    rician_noise,
 )
 
-OPERATORS = ["bicubic", "kspace", "gaussian_block"]
+OPERATORS = ["bicubic", "kspace", "gaussian_block", "gaussian_spline"]
 
 
 def keys_cubic(x: float, a: float = -0.5) -> float:
@@ -408,3 +413,143 @@ def test_separable_fast_path_equals_the_functions():
     x = torch.rand(3, 20, 16, dtype=torch.float64)
     for name, fn in (("bicubic", bicubic_down), ("gaussian_block", gaussian_block_down)):
         torch.testing.assert_close(make_degradation(name)(x, 2), fn(x, 2), atol=0, rtol=0)
+
+
+# --------------------------------------------------------------------------------------
+# (i) the protocols' operators: Pham et al. 2017, Hamming-windowed k-space, Rician noise
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("scale", "shape"), [(2, (24, 36)), (3, (24, 36)), (4, (16, 36))])
+def test_gaussian_spline_is_pham_et_al_blur_then_scipy_zoom(scale, shape):
+    # Pham et al.'s SRCNN3D data: scipy.ndimage.gaussian_filter(hr, sigma=1), then
+    # scipy.ndimage.zoom(blurred, 1 / scale, order=3), slice by slice here.
+    x = np.random.default_rng(11).random((2, *shape))
+    ref = np.stack([ndi.zoom(ndi.gaussian_filter(s, 1.0), 1 / scale, order=3) for s in x])
+    np.testing.assert_allclose(degrade(x, scale, "gaussian_spline"), ref, rtol=0, atol=1e-12)
+    fast = make_degradation("gaussian_spline")(torch.from_numpy(x), scale)
+    np.testing.assert_allclose(fast.numpy(), ref, rtol=0, atol=1e-12)
+    wide = np.stack([ndi.zoom(ndi.gaussian_filter(s, 2.5), 1 / scale, order=3) for s in x])
+    np.testing.assert_allclose(gaussian_spline_down(x, scale, sigma=2.5), wide, atol=1e-12)
+
+
+def test_gaussian_spline_samples_the_corners_of_the_hr_grid():
+    # zoom's grid: LR sample i sits at HR coordinate i (H - 1) / (h - 1), so the corner LR
+    # samples are the corner HR pixels (a spline passes through its samples); without
+    # blur they are copied exactly, where a pixel-centre grid would average neighbours.
+    x = np.random.default_rng(15).random((16, 12))
+    lr = gaussian_spline_down(x, 2, sigma=1e-3)
+    for r, c in ((0, 0), (0, -1), (-1, 0), (-1, -1)):
+        assert lr[r, c] == pytest.approx(x[r, c], abs=1e-12)
+    assert abs(lr[0, 1] - x[0, 2]) > 1e-3  # sample 1 is at 11/5 = 2.2, not at pixel 2
+
+
+def test_hamming_taps_written_out():
+    # 0.54 - 0.46 cos(2 pi n / 8), n = 0..7; the peak n = 4 is the DC sample of the
+    # fftshifted 8-sample block: 0.54 - 0.46 cos(pi / 4) = 0.21473, 0.54 + 0.46 cos(pi / 4)
+    # = 0.86527.
+    expected = [0.08, 0.2147309, 0.54, 0.8652691, 1.0, 0.8652691, 0.54, 0.2147309]
+    np.testing.assert_allclose(hamming_window(8), expected, rtol=0, atol=1e-7)
+    # odd length: DC at index 2 of 5 is 1, and the taps are symmetric about it
+    w5 = hamming_window(5)
+    assert w5[2] == pytest.approx(1.0)
+    assert w5[1] == pytest.approx(w5[3]) and w5[0] == pytest.approx(w5[4])
+    assert w5[1] == pytest.approx(0.54 + 0.46 * math.cos(2 * math.pi / 5))
+
+
+def test_hamming_kspace_is_the_windowed_dft_of_the_kept_frequencies():
+    x = np.random.default_rng(12).random((8, 8))
+    y = degrade(x, 2, "kspace", window="hamming")
+    big = np.fft.fftshift(np.fft.fft2(x))
+    freqs = [-2, -1, 0, 1]
+    taps = {-2: 0.08, -1: 0.54, 0: 1.0, 1: 0.54}  # 0.54 + 0.46 cos(2 pi k / 4)
+    ref = np.zeros((4, 4), dtype=complex)
+    for m in range(4):
+        for n in range(4):
+            for k in freqs:
+                for ll in freqs:
+                    coef = big[k + 4, ll + 4] * taps[k] * taps[ll]
+                    ref[m, n] += coef * np.exp(2j * np.pi * (k * m + ll * n) / 4)
+    np.testing.assert_allclose(y, ref.real / 16 / 4, rtol=0, atol=1e-12)
+    assert y.mean() == pytest.approx(x.mean(), abs=1e-12)  # DC tap 1: the mean is kept
+    with pytest.raises(ValueError, match="unknown k-space window 'hann'"):
+        degrade(x, 2, "kspace", window="hann")
+
+
+def dense_matrix(degradation, shape, scale):
+    """The operator as a dense matrix, one unit image per column."""
+    eye = torch.eye(shape[0] * shape[1], dtype=torch.float64).reshape(-1, *shape)
+    return degradation(eye, scale).reshape(len(eye), -1).T
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("gaussian_spline", {}),
+        ("gaussian_spline", {"sigma": 2.0}),
+        ("kspace", {"window": "hamming"}),
+    ],
+)
+def test_adjoint_and_projection_against_the_dense_matrix(name, params):
+    degradation = make_degradation(name, **params)
+    shape, scale = (12, 8), 2
+    a = dense_matrix(degradation, shape, scale)  # (48 x 96)
+    rng = np.random.default_rng(13)
+    y = torch.from_numpy(rng.standard_normal((2, 6, 4)))
+    adjoint = degradation.adjoint(y, scale).reshape(2, -1)
+    torch.testing.assert_close(adjoint, (a.T @ y.reshape(2, -1).T).T, atol=1e-12, rtol=0)
+    x = torch.from_numpy(rng.standard_normal((2, *shape)))
+    # projection: x + A^T (A A^T)^-1 (y - A x), solved here with numpy's lstsq
+    a_np, xf, yf = a.numpy(), x.reshape(2, -1).numpy(), y.reshape(2, -1).numpy()
+    z = np.linalg.solve(a_np @ a_np.T, (yf - xf @ a_np.T).T)
+    expected = xf + (a_np.T @ z).T
+    got = degradation.project(x, y, scale, iterations=500, rtol=1e-14).reshape(2, -1)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0, atol=1e-8)
+
+
+def rice_mean(nu: float, sigma: float) -> float:
+    """Mean of Rice(nu, sigma): sigma sqrt(pi/2) L_1/2(-nu^2 / (2 sigma^2)), with
+    L_1/2(x) = e^(x/2) [(1 - x) I0(-x/2) - x I1(-x/2)] (exponentially scaled Bessels)."""
+    x = -(nu**2) / (2 * sigma**2)
+    laguerre = (1 - x) * special.i0e(-x / 2) - x * special.i1e(-x / 2)
+    return sigma * math.sqrt(math.pi / 2) * laguerre
+
+
+@pytest.mark.parametrize("nu", [0.0, 0.05, 0.2, 0.6])
+def test_rician_noise_of_a_constant_has_the_rice_mean_and_power(nu):
+    sigma, count = 0.05, 200_000
+    generator = torch.Generator().manual_seed(5)
+    out = rician_noise(torch.full((count,), nu, dtype=torch.float64), sigma, generator)
+    # standard error of the mean <= sigma / sqrt(count) = 1.1e-4
+    assert float(out.mean()) == pytest.approx(rice_mean(nu, sigma), abs=5e-4)
+    # E[M^2] = nu^2 + 2 sigma^2 exactly (the power of the two noisy channels)
+    assert float((out**2).mean()) == pytest.approx(nu**2 + 2 * sigma**2, rel=0.01)
+    assert float(out.min()) >= 0
+
+
+def test_rice_mean_formula_limits():
+    # the formula itself, by its known limits: Rayleigh sigma sqrt(pi/2) at nu = 0, and
+    # about sqrt(nu^2 + sigma^2) for nu >> sigma
+    assert rice_mean(0.0, 0.05) == pytest.approx(0.05 * math.sqrt(math.pi / 2), rel=1e-12)
+    assert rice_mean(1.0, 0.05) == pytest.approx(math.sqrt(1 + 0.05**2), rel=1e-5)
+
+
+def test_observe_adds_seeded_noise_of_sigma_one_over_snr_and_the_operator_stays_linear():
+    hr = torch.from_numpy(np.random.default_rng(14).random((3, 16, 16)))
+    clean = make_degradation("bicubic")
+    noisy = make_degradation("bicubic", snr=20, seed=7)
+    torch.testing.assert_close(clean.observe(hr, 2), clean(hr, 2), atol=0, rtol=0)
+    torch.testing.assert_close(noisy(hr, 2), clean(hr, 2), atol=0, rtol=0)  # D itself
+    y = torch.ones(3, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(noisy.adjoint(y, 2), clean.adjoint(y, 2), atol=0, rtol=0)
+    first = noisy.observe(hr, 2)
+    again = make_degradation("bicubic", snr=20, seed=7).observe(hr, 2)
+    torch.testing.assert_close(first, again, atol=0, rtol=0)  # every method sees this LR
+    other = make_degradation("bicubic", snr=20, seed=8).observe(hr, 2)
+    assert float((first - other).abs().max()) > 0.01
+    # sigma = 1 / snr: on a black image the LR is Rayleigh noise, E[M^2] = 2 sigma^2
+    # (16384 LR samples: relative standard error of the mean square 1/128)
+    black = noisy.observe(torch.zeros(4, 128, 128, dtype=torch.float64), 2)
+    assert float((black**2).mean()) == pytest.approx(2 / 20**2, rel=0.03)
+    with pytest.raises(ValueError, match="snr must be positive"):
+        make_degradation("bicubic", snr=0)
