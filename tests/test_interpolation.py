@@ -44,8 +44,8 @@ def test_origin_grid_interpolates_the_kspace_samples_and_fits_a_band_limited_ima
 
 
 def test_spline_matrix_rejects_an_unknown_grid():
-    with pytest.raises(ValueError, match="'corner'"):
-        spline_matrix(8, 2, "corner")
+    with pytest.raises(ValueError, match="'edge'"):
+        spline_matrix(8, 2, "edge")
 
 
 def test_bicubic_is_matlab_imresize():
