@@ -28,7 +28,7 @@ from torch import nn
 from rrlsrn import registry
 from rrlsrn.checkpoint import load_state_into
 from rrlsrn.io import atomic_path
-from rrlsrn.models import RRLSRN
+from rrlsrn.models import IMAGE_BRANCHES, RRLSRN
 
 LAPSRN_X2_URL = (
     "https://raw.githubusercontent.com/phoenix104104/LapSRN/master/pretrained_models/LapSRN_x2.mat"
@@ -117,7 +117,8 @@ def lapsrn_x2_state_dict(
     """State dict for ``RRLSRN(depth, 64, image_branch)`` from LapSRN's x2 weights.
 
     Input conv, inner convs 1-10, the residual conv and (for ``image_branch=
-    "transposed"``) the 4x4 image upsampler map one to one.  Inner convs beyond the
+    "transposed"``) the 4x4 image upsampler map one to one; the other image branches
+    (fixed bicubic, none) have no weights.  Inner convs beyond the
     10th start as identity kernels with zero bias.  LapSRN's 3x3 stride-2 feature
     upsampler cropped by [0 1 0 1] equals a 4x4 stride-2 padding-1 transposed conv
     whose kernel is the 3x3 one zero-padded by one leading row and column.  ``path``
@@ -128,8 +129,8 @@ def lapsrn_x2_state_dict(
             f"LapSRN x2 has {LAPSRN_DEPTH} inner convs; depth must be >= {LAPSRN_DEPTH}, "
             f"got {depth}"
         )
-    if image_branch not in ("transposed", "bicubic"):
-        raise ValueError(f"image_branch must be 'transposed' or 'bicubic', got {image_branch!r}")
+    if image_branch not in IMAGE_BRANCHES:
+        raise ValueError(f"image_branch must be one of {IMAGE_BRANCHES}, got {image_branch!r}")
     p = read_lapsrn_mat(lapsrn_weights_path() if path is None else path)
     sd: dict[str, torch.Tensor] = {
         "input_conv.weight": _conv_weight(p["input_conv_f"][:, :, None, :]),

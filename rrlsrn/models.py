@@ -23,6 +23,7 @@ from rrlsrn import registry
 from rrlsrn.degrade import imresize
 
 LEAKY_SLOPE = 0.2
+IMAGE_BRANCHES = ("transposed", "bicubic", "none")
 
 
 def bilinear_kernel(size: int = 4) -> torch.Tensor:
@@ -58,8 +59,10 @@ class RRLSRN(nn.Module):
         input conv + 11 inner + residual conv).
     width : feature channels (64 in the paper).
     image_branch : ``"transposed"`` (paper: learnable 4x4 stride-2 transposed conv,
-        bilinear-initialised, no bias) or ``"bicubic"`` (fixed bicubic upsampling,
-        the "without bottom transposed conv" ablation of Table 5).
+        bilinear-initialised, no bias), ``"bicubic"`` (fixed bicubic upsampling) or
+        ``"none"`` (no image branch: the output is the feature branch alone, no global
+        residual).  The last two are the two readings of Table 5's "without bottom
+        transposed conv" ablation.
     """
 
     def __init__(
@@ -70,18 +73,17 @@ class RRLSRN(nn.Module):
         self.scale = scale
         if depth < 1 or width < 1:
             raise ValueError(f"depth and width must be >= 1, got depth={depth}, width={width}")
-        if image_branch not in ("transposed", "bicubic"):
-            raise ValueError(
-                f"image_branch must be 'transposed' or 'bicubic', got {image_branch!r}"
-            )
+        if image_branch not in IMAGE_BRANCHES:
+            raise ValueError(f"image_branch must be one of {IMAGE_BRANCHES}, got {image_branch!r}")
         self.depth, self.width, self.image_branch = depth, width, image_branch
         self.input_conv = nn.Conv2d(1, width, 3, padding=1)
         self.inner = nn.ModuleList(nn.Conv2d(width, width, 3, padding=1) for _ in range(depth))
         self.feature_up = nn.ConvTranspose2d(width, width, 4, stride=2, padding=1)
         self.residual_conv = nn.Conv2d(width, 1, 3, padding=1)
+        self.image_up: nn.Module | None = None
         if image_branch == "transposed":
-            self.image_up: nn.Module = nn.ConvTranspose2d(1, 1, 4, stride=2, padding=1, bias=False)
-        else:
+            self.image_up = nn.ConvTranspose2d(1, 1, 4, stride=2, padding=1, bias=False)
+        elif image_branch == "bicubic":
             self.image_up = BicubicUpsample(2)
         self.reset_parameters()
 
@@ -89,12 +91,16 @@ class RRLSRN(nn.Module):
         """Kaiming init for the feature branch, bilinear for the image branch.
 
         The residual conv starts at zero, so an untrained model outputs exactly its
-        image branch, and training only has to learn what interpolation misses.
+        image branch, and training only has to learn what interpolation misses.  Without
+        an image branch the residual conv is Kaiming-initialised too: it makes the image.
         """
         for m in [self.input_conv, *self.inner, self.feature_up]:
             nn.init.kaiming_normal_(m.weight, a=LEAKY_SLOPE, nonlinearity="leaky_relu")
             nn.init.zeros_(m.bias)
-        nn.init.zeros_(self.residual_conv.weight)
+        if self.image_up is None:
+            nn.init.kaiming_normal_(self.residual_conv.weight, nonlinearity="linear")
+        else:
+            nn.init.zeros_(self.residual_conv.weight)
         nn.init.zeros_(self.residual_conv.bias)
         if isinstance(self.image_up, nn.ConvTranspose2d):
             with torch.no_grad():
@@ -106,7 +112,8 @@ class RRLSRN(nn.Module):
         for conv in self.inner:
             f = F.leaky_relu(conv(f), LEAKY_SLOPE)
         f = F.leaky_relu(self.feature_up(f), LEAKY_SLOPE)
-        return self.image_up(x) + self.residual_conv(f)
+        residual = self.residual_conv(f)
+        return residual if self.image_up is None else self.image_up(x) + residual
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x``scale``: the x2 pass applied log2(scale) times, each on the last output."""

@@ -228,6 +228,19 @@ BUILT_IN = (
         ablation=Ablation("bottom_conv", 5, "rrlsrn", "bottom transposed conv"),
         cascade=True,
     ),
+    Method(
+        "rrlsrn_no_bottom",
+        "learned",
+        "rrlsrn",
+        "RRLSRN, no bottom",
+        f"{PAPER}, Table 5, read as no image branch at all (the feature branch alone, no "
+        "global residual: 'residual learning is beneficial')",
+        model_args={"image_branch": "none"},
+        train={"gdl_weight": 1.0},
+        weights={2: "rrlsrn_no_bottom"},
+        ablation=Ablation("no_bottom", 5, "rrlsrn", "image branch"),
+        cascade=True,
+    ),
 )
 METHODS: dict[str, Method] = {m.name: m for m in BUILT_IN}
 
@@ -303,8 +316,14 @@ def ablations() -> dict[str, tuple[str, str, str]]:
 
 
 def ablation_table_number(key: str) -> int:
-    """The paper's table number of an ablation (4: ``gdl``, 5: ``bottom_conv``)."""
+    """The paper's table number of an ablation (4: ``gdl``; 5: ``bottom_conv`` and
+    ``no_bottom``, the two readings of the paper's Table 5)."""
     return next(m.ablation.table for m in BUILT_IN if m.ablation and m.ablation.key == key)
+
+
+def ablation_table_stem(key: str) -> str:
+    """The file stem of an ablation's table, e.g. ``table5_no_bottom``."""
+    return f"table{ablation_table_number(key)}_{key}"
 
 
 def label(name: str) -> str:

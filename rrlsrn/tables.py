@@ -27,10 +27,18 @@ import yaml
 
 from rrlsrn.io import write_text_atomic
 from rrlsrn.labels import method_label, metric_label
-from rrlsrn.registry import ablation_table_number, ablations
-from rrlsrn.stats import paired_test, paired_tests, present_metrics, summarise
+from rrlsrn.registry import ablation_table_number, ablation_table_stem, ablations
+from rrlsrn.stats import (
+    PAPER_INTERVAL_FACTOR,
+    paired_test,
+    paired_tests,
+    present_metrics,
+    summarise,
+)
 
 PAPER_DATASETS = {"kirby21": "Kirby 21", "namic": "NAMIC", "fetal": "clinical fetal"}
+PAPER_STYLE_CI = "CI (paper-style)"
+QUALITY_STATISTICS = ("Mean", "SD", "CI (95%)", PAPER_STYLE_CI)
 OUTSIDE = " †"  # Table 6: timed from outside (an external program's wall time / slices)
 
 
@@ -112,10 +120,15 @@ def quality_table(
     methods: Sequence[str],
     paper_dataset: str | None = None,
 ) -> pd.DataFrame:
-    """Tables 1-3 for one dataset: rows Mean / SD / CI (95%) per metric, columns methods.
+    """Tables 1-3 for one dataset: rows Mean / SD / CI (95%) / CI (paper-style) per
+    metric, columns methods.
 
-    Statistics are over per-subject means (t-based CI).  With ``paper_dataset`` (kirby21,
-    namic or fetal) each method the paper reports gets a "(paper)" column beside it.
+    Statistics are over per-subject means (t-based CI).  "CI (paper-style)" is the
+    interval as the paper computed it, mean +/- 1.2417 SD (t(0.975, 4) / sqrt(5), n = 5
+    whatever the count: :data:`rrlsrn.stats.PAPER_INTERVAL_FACTOR`), so ours compare with
+    its printed ones like for like.  With ``paper_dataset`` (kirby21, namic or fetal) each
+    method the paper reports gets a "(paper)" column beside it; its printed interval sits
+    on the paper-style row.
     """
     frame = metrics[metrics["dataset"] == dataset]
     if frame.empty:
@@ -132,7 +145,7 @@ def quality_table(
         | {method_label(m): str(subjects[m]) for m in methods}
     ]
     for metric in present_metrics(frame):
-        for stat in ("Mean", "SD", "CI (95%)"):
+        for stat in QUALITY_STATISTICS:
             row = {"Statistic": stat, "Metric": metric_label(metric)}
             for m in methods:
                 s = summary.loc[(m, metric)] if (m, metric) in summary.index else None
@@ -140,6 +153,9 @@ def quality_table(
                     cell = "–"
                 elif stat == "CI (95%)":
                     cell = _fmt_ci(s["ci_low"], s["ci_high"], metric)
+                elif stat == PAPER_STYLE_CI:
+                    half = PAPER_INTERVAL_FACTOR * s["sd"]
+                    cell = _fmt_ci(s["mean"] - half, s["mean"] + half, metric)
                 else:
                     cell = _fmt(s["mean" if stat == "Mean" else "sd"], metric)
                 row[method_label(m)] = cell
@@ -158,8 +174,10 @@ def _paper_cell(paper: dict, metric: str, method: str, stat: str) -> str:
     values = paper.get(metric, {}).get(method)
     if values is None:
         return ""
-    if stat == "CI (95%)":
+    if stat == PAPER_STYLE_CI:  # the paper's printed interval is computed this way
         return _fmt_ci(*values["ci"], metric)
+    if stat == "CI (95%)":
+        return ""
     return _fmt(values["mean" if stat == "Mean" else "sd"], metric)
 
 
@@ -193,7 +211,8 @@ def ablation_table(
     metric_names: Sequence[str] = ("psnr", "psnr_mask"),
     with_paper: bool = True,
 ) -> pd.DataFrame:
-    """Table 4 (``ablation="gdl"``) or 5 (``"bottom_conv"``): PSNR per test subject.
+    """Table 4 (``ablation="gdl"``) or 5 (``"bottom_conv"`` or ``"no_bottom"``, its two
+    readings): PSNR per test subject.
 
     One row per dataset and subject (per-subject mean over slices) with the value without
     and with the component and their difference; per dataset a mean row, a count of the
@@ -239,7 +258,8 @@ def ablation_table(
             )
         rows += [improved, pvalues]
     if with_paper:
-        paper = published()["ablations"][ablation]
+        number = ablation_table_number(ablation)  # both readings of Table 5: its values
+        paper = next(t for t in published()["ablations"].values() if t["table"] == number)
         label = f"paper: {PAPER_DATASETS['fetal']}"
         for k, (a, b) in enumerate(zip(paper["without"], paper["with"], strict=True), start=1):
             rows.append({"Dataset": label, "Subject": f"{k:02d}"} | cells(["psnr"], a, b))
@@ -393,7 +413,8 @@ def write_paper_tables(
 ) -> list[Path]:
     """Every table of one scale of a run into ``out_dir``; returns the written paths.
 
-    ``table1to3_{dataset}``, ``table4_gdl``, ``table5_bottom_conv``, ``table6_runtime``
+    ``table1to3_{dataset}``, one table per ablation (``table4_gdl``, ``table5_bottom_conv``,
+    ``table5_no_bottom``: :func:`rrlsrn.registry.ablation_table_stem`), ``table6_runtime``
     and ``paired_tests`` as CSV + Markdown + LaTeX, and ``quality_long.csv``.  ``methods``
     are the compared methods (the ablation variants appear in Tables 4 and 5 only);
     benchmark files that do not exist (yet) are skipped.  Every caption names the
@@ -415,13 +436,15 @@ def write_paper_tables(
             quality_table(metrics, dataset, methods, paper),
             out / f"table1to3_{dataset}",
             f"{dataset}: PSNR (dB) / SSIM, x{scale}, mean, SD and 95% CI (t) over test subjects of "
-            f"the per-subject means; border shaved; '(mask)' inside the brain mask{note}.",
+            f"the per-subject means; '{PAPER_STYLE_CI}': mean ± {PAPER_INTERVAL_FACTOR:.4f} "
+            "SD, the paper's formula (t(0.975, 4)/√5, n = 5 whatever the count); border "
+            f"shaved; '(mask)' inside the brain mask{note}.",
         )
     for ablation, (_, _, component) in ablations().items():
         number = ablation_table_number(ablation)
         paths += write_table(
             ablation_table(all_metrics, ablation, with_paper=scale == 2),
-            out / f"table{number}_{ablation}",
+            out / ablation_table_stem(ablation),
             f"Table {number}: PSNR (dB) per test subject, x{scale}, RRLSRN with and without "
             f"the {component}"
             + ("; the paper's eight clinical fetal subjects below." if scale == 2 else "."),

@@ -5,7 +5,7 @@ from snakemake.utils import update_config, validate
 import re
 import sys
 
-from rrlsrn import pipeline
+from rrlsrn import pipeline, registry
 from rrlsrn.data import mialsrtk
 from rrlsrn.data.embedded import EMBEDDED_ROOT
 
@@ -196,7 +196,8 @@ def paper_datasets():
 def table_files(ext, scale=None):
     """A scale's tables (the rule's output pattern when ``scale`` is None)."""
     stems = [f"table1to3_{dataset}" for dataset in DATASETS]
-    stems += ["table4_gdl", "table5_bottom_conv", "table6_runtime", "paired_tests"]
+    stems += [registry.ablation_table_stem(key) for key in registry.ablations()]
+    stems += ["table6_runtime", "paired_tests"]
     folder = RUN if scale is None else run_dir(scale)
     return [f"{folder}/tables/{stem}.{ext}" for stem in stems]
 

@@ -46,6 +46,7 @@ def test_default_parameter_count(default_model):
     assert count_parameters(default_model) == 473041
     assert expected_params(11, 64) == 473041
     assert count_parameters(RRLSRN(image_branch="bicubic")) == 473041 - 16
+    assert count_parameters(RRLSRN(image_branch="none")) == 473041 - 16
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 17, 23), (2, 1, 32, 32), (1, 1, 1, 1), (3, 1, 6, 5)])
@@ -99,6 +100,31 @@ def test_untrained_bicubic_model_is_imresize_x2():
     ref = imresize(x, 2)
     assert y.shape == (2, 1, 14, 20)
     torch.testing.assert_close(y, ref, atol=1e-6, rtol=0)
+
+
+def test_no_bottom_model_is_the_feature_branch_alone():
+    # Table 5 read as "no image branch": the output is the residual conv of the upsampled
+    # features, written out here layer by layer, with no global residual.
+    torch.manual_seed(0)
+    model = RRLSRN(depth=2, width=8, image_branch="none").eval()
+    assert model.image_up is None and n_modules(model, nn.ConvTranspose2d) == 1
+    assert torch.count_nonzero(model.residual_conv.weight) > 0  # it makes the image
+    x = torch.rand(2, 1, 7, 10, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        f = F.leaky_relu(
+            F.conv2d(x, model.input_conv.weight, model.input_conv.bias, padding=1), 0.2
+        )
+        for conv in model.inner:
+            f = F.leaky_relu(F.conv2d(f, conv.weight, conv.bias, padding=1), 0.2)
+        up = model.feature_up
+        f = F.leaky_relu(F.conv_transpose2d(f, up.weight, up.bias, stride=2, padding=1), 0.2)
+        expected = F.conv2d(f, model.residual_conv.weight, model.residual_conv.bias, padding=1)
+        torch.testing.assert_close(model(x), expected)
+        # a constant added to the input is not carried to the output (no identity path)
+        model.residual_conv.weight.zero_()
+        torch.testing.assert_close(
+            model(x + 1), torch.full((2, 1, 14, 20), model.residual_conv.bias.item())
+        )
 
 
 def test_trained_residual_changes_output():

@@ -122,8 +122,9 @@ def test_paper_config_trains_on_the_papers_data_with_the_papers_settings(tmp_pat
         "rrlsrn",
         "rrlsrn_no_gdl",
         "rrlsrn_bicubic_bottom",
+        "rrlsrn_no_bottom",
     ]
-    assert pipeline.ablations_in_run(config, REPO) == ["gdl", "bottom_conv"]
+    assert pipeline.ablations_in_run(config, REPO) == ["gdl", "bottom_conv", "no_bottom"]
     inits = {
         m: make_settings("paper", pipeline.method_settings(config, m)).init
         for m in pipeline.learned_methods(config)
@@ -134,6 +135,7 @@ def test_paper_config_trains_on_the_papers_data_with_the_papers_settings(tmp_pat
         "rrlsrn": "lapsrn_x2",
         "rrlsrn_no_gdl": "lapsrn_x2",
         "rrlsrn_bicubic_bottom": "lapsrn_x2",
+        "rrlsrn_no_bottom": "lapsrn_x2",
     }
     assert config["method_specs"]["lrtv"]["params"]["warm_start"] is False
 

@@ -34,8 +34,10 @@ def test_the_ablations_are_tables_4_and_5():
     assert registry.ablations() == {
         "gdl": ("rrlsrn_no_gdl", "rrlsrn", "GDL"),
         "bottom_conv": ("rrlsrn_bicubic_bottom", "rrlsrn", "bottom transposed conv"),
+        "no_bottom": ("rrlsrn_no_bottom", "rrlsrn", "image branch"),
     }
-    assert [registry.ablation_table_number(a) for a in registry.ablations()] == [4, 5]
+    assert [registry.ablation_table_number(a) for a in registry.ablations()] == [4, 5, 5]
+    assert registry.ablation_table_stem("no_bottom") == "table5_no_bottom"
 
 
 def test_resolve_merges_overrides_and_keeps_the_record():

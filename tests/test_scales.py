@@ -512,4 +512,10 @@ def test_the_methods_table_says_which_scales_each_method_makes():
     assert rows["fsrcnn"] == "any (trained); x2, x4 shipped"
     assert rows["edsr"] == rows["rfdn"] == "any (trained); x2, x4 shipped"
     cascades = [m.name for m in registry.BUILT_IN if m.cascade]
-    assert cascades == ["lapsrn_x2", "rrlsrn", "rrlsrn_no_gdl", "rrlsrn_bicubic_bottom"]
+    assert cascades == [
+        "lapsrn_x2",
+        "rrlsrn",
+        "rrlsrn_no_gdl",
+        "rrlsrn_bicubic_bottom",
+        "rrlsrn_no_bottom",
+    ]

@@ -59,8 +59,8 @@ def hand_metrics(dataset: str = "adult") -> pd.DataFrame:
 def test_quality_table_by_hand():
     table = quality_table(hand_metrics(), "adult", ["bicubic", "rrlsrn"])
     assert list(table.columns) == ["Statistic", "Metric", "Bicubic", "RRLSRN"]
-    assert list(table["Statistic"]) == ["n"] + ["Mean", "SD", "CI (95%)"] * 3
-    assert list(table["Metric"])[1::3] == ["PSNR", "SSIM", "PSNR (mask)"]
+    assert list(table["Statistic"]) == ["n"] + ["Mean", "SD", "CI (95%)", "CI (paper-style)"] * 3
+    assert list(table["Metric"])[1::4] == ["PSNR", "SSIM", "PSNR (mask)"]
     rows = table.set_index(["Statistic", "Metric"])
     assert rows.loc[("n", "subjects"), "RRLSRN"] == "3"
     # rrlsrn subject means 34, 32, 36: mean 34, SD 2, CI 34 +/- t * 2 / sqrt(3)
@@ -69,6 +69,8 @@ def test_quality_table_by_hand():
     assert rows.loc[("SD", "PSNR"), "RRLSRN"] == "2.00"
     assert rows.loc[("CI (95%)", "PSNR"), "RRLSRN"] == f"[{34 - half:.2f},{34 + half:.2f}]"
     assert rows.loc[("CI (95%)", "PSNR"), "RRLSRN"] == "[29.03,38.97]"
+    # the paper's way, n = 5 whatever the count: 34 +/- 2.776445 * 2 / sqrt(5) = 34 +/- 2.4833
+    assert rows.loc[("CI (paper-style)", "PSNR"), "RRLSRN"] == "[31.52,36.48]"
     # bicubic subject means 31, 29, 30: SD 1; SSIM has four decimals: 30 / 40
     assert rows.loc[("Mean", "PSNR"), "Bicubic"] == "30.00"
     assert rows.loc[("SD", "PSNR"), "Bicubic"] == "1.00"
@@ -82,7 +84,9 @@ def test_quality_table_puts_the_papers_values_beside_each_method():
     assert list(table.columns) == ["Statistic", "Metric", "Bicubic", "RRLSRN", "RRLSRN (paper)"]
     rows = table.set_index(["Statistic", "Metric"])
     assert rows.loc[("Mean", "PSNR"), "RRLSRN (paper)"] == "37.16"  # Table 1, "Ours"
-    assert rows.loc[("CI (95%)", "SSIM"), "RRLSRN (paper)"] == "[0.9886,0.9919]"
+    # the paper's printed interval sits on the row computed its way
+    assert rows.loc[("CI (paper-style)", "SSIM"), "RRLSRN (paper)"] == "[0.9886,0.9919]"
+    assert rows.loc[("CI (95%)", "SSIM"), "RRLSRN (paper)"] == ""
     assert rows.loc[("Mean", "PSNR (mask)"), "RRLSRN (paper)"] == ""  # the paper has none
     with pytest.raises(ValueError, match="no metrics for dataset 'fetal'"):
         quality_table(hand_metrics(), "fetal", ["rrlsrn"])
@@ -149,6 +153,15 @@ def test_ablation_table_without_the_variant_keeps_the_papers_rows():
     assert table.set_index("Subject").loc["01", "PSNR without bottom transposed conv"] == "36.78"
 
 
+def test_both_readings_of_table_5_sit_beside_the_papers_table_5():
+    # no bottom: the variant is the feature branch alone; the paper's values are Table 5's
+    paper = ablation_table(hand_metrics(), "no_bottom").set_index("Subject")
+    assert paper.loc["01", "PSNR without image branch"] == "36.78"
+    assert paper.loc["08", "PSNR with image branch"] == "38.90"
+    # Table 5 means: without 295.18 / 8 = 36.8975, with 315.21 / 8 = 39.40125 (the 2.5 dB)
+    assert paper.loc["mean (n=8)", "PSNR difference"] == "+2.50"
+
+
 # ---------------------------------------------------------------- Table 6
 
 
@@ -186,6 +199,15 @@ def test_runtime_table_by_hand(tmp_path):
     assert whole["RRLSRN"] == "0.6000" and whole["Bicubic"] == "–"
     assert rows.loc[("paper: Kirby 21", "per slice (paper)"), "RRLSRN"] == "0.8244"
     assert rows.loc[("paper: NAMIC", "per slice (paper)"), "Bicubic"] == "–"
+
+
+def test_the_papers_faster_srcnn_timings_sit_under_fsrcnn():
+    # Table 6's "SRCNN (faster version)" cites ref. 19, FSRCNN (Dong et al. 2016, ECCV)
+    runtimes = pd.concat([runtime_frame().assign(method=m) for m in ("srcnn", "fsrcnn")])
+    rows = runtime_table(runtimes, ["srcnn", "fsrcnn"]).set_index(["Dataset", "Timing"])
+    paper = rows.loc[("paper: Kirby 21", "per slice (paper)")]
+    assert paper["FSRCNN"] == "1.7473" and paper["SRCNN"] == "–"
+    assert rows.loc[("paper: clinical fetal", "per slice (paper)"), "FSRCNN"] == "1.7254"
 
 
 # ---------------------------------------------------------------- paired tests
@@ -235,7 +257,7 @@ def test_write_paper_tables_writes_every_table(tmp_path):
         out,
     )
     stems = ["table1to3_adult", "table1to3_fetal", "table4_gdl", "table5_bottom_conv",
-             "table6_runtime", "paired_tests"]  # fmt: skip
+             "table5_no_bottom", "table6_runtime", "paired_tests"]  # fmt: skip
     expected = {f"{s}.{e}" for s in stems for e in ("csv", "md", "tex")} | {"quality_long.csv"}
     assert {p.name for p in paths} == expected
     assert {p.name for p in out.iterdir()} == expected  # no temporary files left
@@ -243,7 +265,7 @@ def test_write_paper_tables_writes_every_table(tmp_path):
     assert "RRLSRN (paper)" in adult.columns and "RRLSRN without GDL" not in adult.columns
     fetal = (out / "table1to3_fetal.md").read_text()
     assert "(paper)" not in fetal.split("\n\n", 1)[1]
-    assert "| Mean        | PSNR" in fetal and "34.00" in fetal
+    assert "| Mean             | PSNR" in fetal and "34.00" in fetal
     gdl = pd.read_csv(out / "table4_gdl.csv", dtype=str, keep_default_na=False)
     assert set(gdl["Dataset"]) == {"adult", "fetal", "paper: clinical fetal"}
     assert "\\begin{tabular}" in (out / "table6_runtime.tex").read_text()
