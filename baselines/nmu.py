@@ -1,30 +1,45 @@
 """NMU: non-local MRI upsampling (Manjon et al. 2010), vectorised in torch.
 
-The scheme of the authors' reference code, in 2D (``../shared/notes/methods.md``):
+The scheme of the authors' reference code (``../shared/notes/methods.md``):
 
-1. intensities scaled to [0, 256] by the slice maximum;
-2. initial estimate: cubic B-spline upsampling made consistent with the LR input;
-3. filtering strength per pixel: h = (3x3 local standard deviation, 3x3 box-smoothed) / 2;
-4. iterate non-local means over the current estimate (search 7x7, patch 3x3), with the
-   local-mean pre-selection and the symmetric pair weighting of the reference code,
+1. intensities scaled to [0, 256] by the maximum (of the volume; here of each slice in 2D);
+2. initial estimate: cubic spline upsampling made consistent with the LR input;
+3. filtering strength per pixel: h = (3x3(x3) local standard deviation, box-smoothed) / 2;
+4. iterate non-local means over the current estimate (search 7x7(x7), patch 3x3(x3)), with
+   the local-mean pre-selection and the symmetric pair weighting of the reference code,
    then re-impose consistency with the LR input;
 5. the reference's stopping rule on D = mean |F_old - F_new| (halve h when D stops
    falling by the factor ``tol``; stop when that happens twice in a row or D <= 1e-3).
 
-Consistency is the exact projection through the configured operator
-(:meth:`rrlsrn.degrade.Degradation.project`): for block averaging it is the reference's
-block-mean correction, for a bicubic or k-space operator it is the back-projection that
-correction stands for.  Pixels are never looped over: each of the 24 unique search
-offsets is one shifted-image operation on the whole batch.
+Two schemes, each in 2D (slice by slice) or 3D (the stack of consecutive slices as one
+volume, upsampled in-plane only, as the reference runs with ``lf = [2, 2, 1]``; the 3D
+filter is :mod:`baselines.nmu3d`):
+
+* :func:`nmu`, operator-aware: the initial estimate is the cubic B-spline on the operator's
+  grid, and consistency is the exact projection through the configured operator
+  (:meth:`rrlsrn.degrade.Degradation.project`): for block averaging it is the reference's
+  block-mean correction, for a bicubic or k-space operator the back-projection that
+  correction stands for;
+* :func:`nmu_reference`, the authors' scheme as published: their spline initial estimate
+  and their block-mean forward model whatever operator made the LR input.
+
+Pixels are never looped over: each unique search offset (24 in 2D, 171 in 3D) is one
+shifted-image operation on the whole batch.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import lru_cache
+
+import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.interpolate import CubicSpline
 
 from baselines.common import check_lr_batch, flush_denormals
 from baselines.interpolation import cubic_spline
+from baselines.nmu3d import filtering_strength_3d, nonlocal_means_step_3d
 from rrlsrn.degrade import Degradation, make_degradation
 
 INTENSITY_RANGE = 256.0
@@ -109,48 +124,115 @@ def nonlocal_means_step(
     return numerator / weights
 
 
-@flush_denormals()
-def nmu(
-    lr: torch.Tensor,
-    scale: int,
-    degradation: Degradation | None = None,
-    search_radius: int = 3,
-    patch_radius: int = 1,
-    tol: float = 1.2,
-    min_change: float = 1e-3,
-    max_iterations: int = 50,
-) -> torch.Tensor:
-    """Non-local MRI upsampling of an (N, h, w) LR batch by ``scale``.
+def block_mean_correct(x: torch.Tensor, y: torch.Tensor, scale: int) -> torch.Tensor:
+    """Shift each in-plane ``scale`` x ``scale`` block of ``x`` so its mean equals the LR
+    pixel of ``y`` (the reference's forward model and consistency step); any leading axes."""
+    *lead, height, width = x.shape
+    blocks = x.reshape(*lead, height // scale, scale, width // scale, scale)
+    offset = y - blocks.mean((-3, -1))
+    return (blocks + offset[..., :, None, :, None]).reshape(x.shape)
 
-    Each slice follows the reference stopping rule on its own; finished slices leave
-    the batch so the rest do not pay for them.
+
+@lru_cache(maxsize=64)
+def reference_spline_matrix(length: int, scale: int) -> np.ndarray:
+    """(length*scale x length) matrix of the reference's initial interpolation on one axis.
+
+    MATLAB ``interpn(..., 'spline')``: the not-a-knot cubic spline through the LR samples,
+    LR pixel k sitting at HR coordinate (scale - 1) / 2 + k scale; then the first and last
+    floor(scale / 2) HR pixels copy their nearest pixel inside the LR grid (the
+    reference's "extreme slices").
     """
-    lr = check_lr_batch(lr, "nmu")
-    degradation = degradation or make_degradation()
-    peak = lr.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
-    y = lr * (INTENSITY_RANGE / peak)
-    estimate = degradation.project(cubic_spline(y, scale, degradation), y, scale)
-    h = filtering_strength(estimate)
-    n = len(y)
-    prev_change = torch.full((n,), float("nan"), dtype=y.dtype, device=y.device)
-    prev_stage_change = torch.full((n,), float("nan"), dtype=y.dtype, device=y.device)
-    halved_last = torch.zeros(n, dtype=torch.bool, device=y.device)
+    knots = (scale - 1) / 2 + scale * np.arange(length, dtype=np.float64)
+    hr = np.arange(length * scale, dtype=np.float64)
+    matrix = CubicSpline(knots, np.eye(length), bc_type="not-a-knot", axis=0)(hr)
+    edge = scale // 2
+    matrix[:edge] = matrix[edge]
+    matrix[len(hr) - edge :] = matrix[len(hr) - 1 - edge]
+    return matrix
+
+
+def reference_initial_estimate(y: torch.Tensor, scale: int) -> torch.Tensor:
+    """The reference's initial estimate of (..., h, w) LR slices: its spline interpolation
+    in-plane (:func:`reference_spline_matrix`), then the block-mean correction."""
+    h, w = y.shape[-2:]
+    mat_h = torch.as_tensor(reference_spline_matrix(h, scale), dtype=y.dtype, device=y.device)
+    mat_w = torch.as_tensor(reference_spline_matrix(w, scale), dtype=y.dtype, device=y.device)
+    return block_mean_correct(mat_h @ y @ mat_w.T, y, scale)
+
+
+def _check_dims(dims: int, method: str) -> None:
+    if dims not in (2, 3):
+        raise ValueError(
+            f"{method}: dims must be 2 (slice by slice) or 3 (the stack), got {dims!r}"
+        )
+
+
+def _normalise(lr: torch.Tensor, dims: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """LR intensities scaled to [0, 256] by the peak of each slice (dims 2) or of the whole
+    stack (dims 3, one volume), and that peak."""
+    peak = lr.amax((-2, -1), keepdim=True) if dims == 2 else lr.amax().reshape(1, 1, 1)
+    peak = peak.clamp_min(1e-12)
+    return lr * (INTENSITY_RANGE / peak), peak
+
+
+def _smoother(
+    dims: int, search_radius: int, patch_radius: int, truncate: bool = False
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The filter pass over a batch of items: slices (dims 2) or (N, H, W) volumes."""
+    if dims == 2:
+        return lambda x, h: nonlocal_means_step(x, h, search_radius, patch_radius)
+    return lambda x, h: torch.stack(
+        [
+            nonlocal_means_step_3d(v, hv, search_radius, patch_radius, truncate)
+            for v, hv in zip(x, h, strict=True)
+        ]
+    )
+
+
+def _iterate(
+    estimate: torch.Tensor,
+    h: torch.Tensor,
+    smooth: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    constrain: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    tol: float,
+    min_change: float,
+    max_iterations: int,
+    check_first_change: bool,
+) -> torch.Tensor:
+    """The reference's iteration and stopping rule, each item (axis 0) on its own.
+
+    D = mean |F_old - F_new| over the item; when D_prev / D < ``tol`` (and h was not halved
+    the iteration before) h is halved, and the run stops when the change since the previous
+    halving did not fall by ``tol`` either; it also stops when D <= ``min_change`` (the
+    reference checks this from its second iteration on, ``check_first_change=False``).
+    ``constrain(x, active)`` re-imposes consistency with the LR items ``active``.  Finished
+    items leave the batch so the rest do not pay for them.
+    """
+    n = len(estimate)
+
+    def per_item(v: torch.Tensor) -> torch.Tensor:
+        return v.view(-1, *[1] * (estimate.ndim - 1))
+
+    prev_change = torch.full((n,), float("nan"), dtype=h.dtype, device=h.device)
+    prev_stage_change = torch.full((n,), float("nan"), dtype=h.dtype, device=h.device)
+    halved_last = torch.zeros(n, dtype=torch.bool, device=h.device)
     last_stage = estimate.clone()
-    active = torch.arange(n, device=y.device)
+    active = torch.arange(n, device=h.device)
     for iteration in range(max_iterations):
         if len(active) == 0:
             break
         current = estimate[active]
-        update = nonlocal_means_step(current, h[active], search_radius, patch_radius)
-        update = degradation.project(update, y[active], scale)
+        update = constrain(smooth(current, h[active]), active)
         change = (current - update).abs().flatten(1).mean(1)
         done = change <= min_change
+        if iteration == 0 and not check_first_change:
+            done = torch.zeros_like(done)
         if iteration > 0:
             stalled = (prev_change[active] / change < tol) & ~halved_last[active]
             stage_change = (last_stage[active] - update).abs().flatten(1).mean(1)
             done |= stalled & (prev_stage_change[active] / stage_change < tol)
-            h[active] = torch.where(stalled[:, None, None], h[active] / 2, h[active])
-            last_stage[active] = torch.where(stalled[:, None, None], update, last_stage[active])
+            h[active] = torch.where(per_item(stalled), h[active] / 2, h[active])
+            last_stage[active] = torch.where(per_item(stalled), update, last_stage[active])
             prev_stage_change[active] = torch.where(
                 stalled, stage_change, prev_stage_change[active]
             )
@@ -158,4 +240,87 @@ def nmu(
         estimate[active] = update
         prev_change[active] = change
         active = active[~done]
-    return estimate * (peak / INTENSITY_RANGE)
+    return estimate
+
+
+@flush_denormals()
+def nmu(
+    lr: torch.Tensor,
+    scale: int,
+    degradation: Degradation | None = None,
+    dims: int = 2,
+    search_radius: int = 3,
+    patch_radius: int = 1,
+    tol: float = 1.2,
+    min_change: float = 1e-3,
+    max_iterations: int = 50,
+) -> torch.Tensor:
+    """Non-local MRI upsampling of an (N, h, w) LR batch by ``scale``, operator-aware.
+
+    ``dims=2``: each slice on its own (search 7x7, patches 3x3, its own peak and stopping
+    rule).  ``dims=3``: the batch is one volume of N consecutive slices, filtered as the
+    reference does (search 7x7x7, patches 3x3x3, :mod:`baselines.nmu3d`), upsampled
+    in-plane only.  Either way the initial estimate and the consistency step use the
+    configured operator: cubic spline on its grid, :meth:`Degradation.project`.
+    """
+    lr = check_lr_batch(lr, "nmu")
+    _check_dims(dims, "nmu")
+    degradation = degradation or make_degradation()
+    y, peak = _normalise(lr, dims)
+    estimate = degradation.project(cubic_spline(y, scale, degradation), y, scale)
+    h = filtering_strength(estimate) if dims == 2 else filtering_strength_3d(estimate)
+    items = (lambda t: t) if dims == 2 else (lambda t: t[None])
+    out = _iterate(
+        items(estimate),
+        items(h),
+        _smoother(dims, search_radius, patch_radius),
+        lambda x, active: degradation.project(x, items(y)[active], scale),
+        tol,
+        min_change,
+        max_iterations,
+        check_first_change=True,
+    )
+    return out.reshape(estimate.shape) * (peak / INTENSITY_RANGE)
+
+
+@flush_denormals()
+def nmu_reference(
+    lr: torch.Tensor,
+    scale: int,
+    degradation: Degradation | None = None,
+    dims: int = 3,
+    search_radius: int = 3,
+    patch_radius: int = 1,
+    tol: float = 1.2,
+    min_change: float = 1e-3,
+    max_iterations: int = 100,
+    truncate_mean_difference: bool = True,
+) -> torch.Tensor:
+    """NMU as the authors' code runs it (``NLMUpsample2``, ``lf = [scale, scale, 1]``).
+
+    Their own initial estimate (:func:`reference_initial_estimate`) and forward model: after
+    every filter pass each ``scale`` x ``scale`` HR block's mean is reset to its LR pixel
+    (:func:`block_mean_correct`), whatever operator made the LR input (``degradation`` is
+    accepted for the common interface and not used).  ``dims=3`` (the reference): the
+    (N, h, w) batch is one volume of consecutive slices, one peak, one stopping rule;
+    ``dims=2``: slice by slice with the 2D filter.  ``truncate_mean_difference``: the
+    compiled reference's integer local-mean test (3D only).  The reference iterates
+    until its stopping rule fires; ``max_iterations`` is only a safeguard.
+    """
+    lr = check_lr_batch(lr, "nmu_reference")
+    _check_dims(dims, "nmu_reference")
+    y, peak = _normalise(lr, dims)
+    estimate = reference_initial_estimate(y, scale)
+    h = filtering_strength(estimate) if dims == 2 else filtering_strength_3d(estimate)
+    items = (lambda t: t) if dims == 2 else (lambda t: t[None])
+    out = _iterate(
+        items(estimate),
+        items(h),
+        _smoother(dims, search_radius, patch_radius, truncate_mean_difference),
+        lambda x, active: block_mean_correct(x, items(y)[active], scale),
+        tol,
+        min_change,
+        max_iterations,
+        check_first_change=False,
+    )
+    return out.reshape(estimate.shape) * (peak / INTENSITY_RANGE)

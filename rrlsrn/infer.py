@@ -99,9 +99,15 @@ def run_classical(
     batch_size: int | None = None,
     params: dict[str, Any] | None = None,
 ) -> torch.Tensor:
-    """Apply a classical method to an (N, h, w) LR stack in batches; returns float32 CPU."""
+    """Apply a classical method to an (N, h, w) LR stack in batches; returns float32 CPU.
+
+    A method run with ``dims: 3`` (NMU in 3D) treats the stack as one volume of
+    consecutive slices: it gets the whole stack in one call.
+    """
     if batch_size is None:
         batch_size = 64 if device.type == "cuda" else 16
+    if (params or {}).get("dims") == 3:
+        batch_size = len(lr)
     outputs = []
     with torch.no_grad():
         for start in range(0, len(lr), batch_size):

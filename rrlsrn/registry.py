@@ -125,6 +125,39 @@ BUILT_IN = (
         params={"search_radius": 3, "patch_radius": 1, "tol": 1.2, "min_change": 1.0e-3},
     ),
     Method(
+        "nmu_3d",
+        "model-based",
+        "baselines.nmu:nmu",
+        "NMU 3D",
+        "Manjón et al. 2010, J. Magn. Reson. Imaging 31:192 (NLMUpsample reference code, "
+        "in 3D: 7x7x7 search, 3x3x3 patches over a subject's stack, upsampled in-plane; "
+        "the run's operator for the initial estimate and consistency)",
+        # dims 3: rrlsrn.infer hands the method a subject's whole stack as one volume
+        params={
+            "dims": 3,
+            "search_radius": 3,
+            "patch_radius": 1,
+            "tol": 1.2,
+            "min_change": 1.0e-3,
+        },
+    ),
+    Method(
+        "nmu_reference",
+        "model-based",
+        "baselines.nmu:nmu_reference",
+        "NMU (as published)",
+        "Manjón et al. 2010, J. Magn. Reson. Imaging 31:192 (NLMUpsample2 + "
+        "cMRegularizarNLM3D exactly: 3D, spline initial estimate, block-mean forward model)",
+        params={
+            "dims": 3,
+            "search_radius": 3,
+            "patch_radius": 1,
+            "tol": 1.2,
+            "min_change": 1.0e-3,
+            "truncate_mean_difference": True,
+        },
+    ),
+    Method(
         "lrtv",
         "model-based",
         "baselines.lrtv:lrtv",
