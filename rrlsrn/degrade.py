@@ -295,6 +295,9 @@ SEPARABLE_MATRICES: dict[str, Callable[..., np.ndarray]] = {
     ),
 }
 
+# Operators whose D D^T is diagonal in the LR grid's DFT (a filter): exact FFT projection.
+DFT_DIAGONAL_GRAMS = {"kspace"}
+
 # Where LR sample i sits on the HR pixel grid: "centre" = HR coordinate (i + 0.5) s - 0.5
 # (an LR pixel covers a block of HR pixels: imresize, block mean); "origin" = i s (the
 # DFT grids of k-space truncation start at sample 0 and are periodic); "corner" = i (H - 1)
@@ -336,6 +339,7 @@ class Degradation:
         self._noise = torch.Generator().manual_seed(int(seed)) if snr is not None else None
         self._forward = partial(DEGRADATIONS[name], **params)
         self._matrices: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._grams: dict[tuple, torch.Tensor] = {}
 
     def _axis_matrices(
         self, height: int, width: int, scale: int, like: torch.Tensor
@@ -399,6 +403,19 @@ class Degradation:
             (grad,) = torch.autograd.grad(self(x, scale), x, grad_outputs=y)
         return grad
 
+    def _gram_spectrum(
+        self, shape: tuple[int, int], scale: int, device: torch.device
+    ) -> torch.Tensor:
+        """Eigenvalues of ``D D^T`` on the LR DFT grid (float64), from its impulse response;
+        made once per LR size and device."""
+        key = (shape, scale, device)
+        if key not in self._grams:
+            delta = torch.zeros((1, *shape), dtype=torch.float64)
+            delta[0, 0, 0] = 1.0
+            response = self(self.adjoint(delta, scale), scale)[0]
+            self._grams[key] = torch.fft.fft2(response).real.to(device)
+        return self._grams[key]
+
     def project(
         self,
         x: torch.Tensor,
@@ -412,10 +429,19 @@ class Degradation:
         ``x + D^T z`` with ``(D D^T) z = y - D x`` solved by conjugate gradients, batched
         over the leading axes.  For block averaging this is the classical "add the block's
         mean error to every pixel of the block"; for the other operators it is the exact
-        back-projection that step stands for.
+        back-projection that step stands for.  For k-space truncation ``D D^T`` is a
+        filter on the LR grid (diagonal in its DFT: the squared window), so ``z`` is one
+        exact FFT division instead (a Hamming window spreads its eigenvalues over four
+        decades, too many for a few dozen CG steps).
         """
         dims = (-2, -1)
         residual = y - self(x, scale)
+        if self.name in DFT_DIAGONAL_GRAMS:
+            spectrum = torch.fft.fft2(residual.to(torch.float64)) / self._gram_spectrum(
+                tuple(y.shape[-2:]), scale, y.device
+            )
+            z = torch.fft.ifft2(spectrum).real.to(residual.dtype)
+            return x + self.adjoint(z, scale)
         z = torch.zeros_like(y)
         r = residual.clone()
         p = r.clone()

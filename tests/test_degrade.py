@@ -483,23 +483,25 @@ def dense_matrix(degradation, shape, scale):
 
 
 @pytest.mark.parametrize(
-    ("name", "params"),
+    ("name", "params", "shape"),
     [
-        ("gaussian_spline", {}),
-        ("gaussian_spline", {"sigma": 2.0}),
-        ("kspace", {"window": "hamming"}),
+        ("gaussian_spline", {}, (12, 8)),
+        ("gaussian_spline", {"sigma": 2.0}, (10, 14)),
+        ("kspace", {"window": "hamming"}, (12, 8)),
+        ("kspace", {"window": "hamming"}, (10, 14)),  # odd LR sizes: no Nyquist sample
+        ("kspace", {}, (12, 8)),
     ],
 )
-def test_adjoint_and_projection_against_the_dense_matrix(name, params):
+def test_adjoint_and_projection_against_the_dense_matrix(name, params, shape):
     degradation = make_degradation(name, **params)
-    shape, scale = (12, 8), 2
-    a = dense_matrix(degradation, shape, scale)  # (48 x 96)
+    scale = 2
+    a = dense_matrix(degradation, shape, scale)  # (LR pixels x HR pixels)
     rng = np.random.default_rng(13)
-    y = torch.from_numpy(rng.standard_normal((2, 6, 4)))
+    y = torch.from_numpy(rng.standard_normal((2, shape[0] // 2, shape[1] // 2)))
     adjoint = degradation.adjoint(y, scale).reshape(2, -1)
     torch.testing.assert_close(adjoint, (a.T @ y.reshape(2, -1).T).T, atol=1e-12, rtol=0)
     x = torch.from_numpy(rng.standard_normal((2, *shape)))
-    # projection: x + A^T (A A^T)^-1 (y - A x), solved here with numpy's lstsq
+    # projection: x + A^T (A A^T)^-1 (y - A x), solved here by numpy (dense)
     a_np, xf, yf = a.numpy(), x.reshape(2, -1).numpy(), y.reshape(2, -1).numpy()
     z = np.linalg.solve(a_np @ a_np.T, (yf - xf @ a_np.T).T)
     expected = xf + (a_np.T @ z).T

@@ -17,6 +17,7 @@ import yaml
 from conftest import REPO, run_snakemake
 
 from baselines.interpolation import cubic_spline
+from baselines.nmu import nmu
 from rrlsrn import pipeline
 from rrlsrn.degrade import bicubic_up, make_degradation
 from rrlsrn.io import load_npz
@@ -178,6 +179,18 @@ def test_cubic_spline_on_phams_grid_is_scipy_zoom():
         got = cubic_spline(torch.from_numpy(lr), scale, operator).numpy()
         ref = np.stack([ndi.zoom(s, scale, order=3) for s in lr])
         np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("name", "params"), [("gaussian_spline", {}), ("kspace", {"window": "hamming"})]
+)
+def test_nmu_is_consistent_with_the_lr_made_by_the_new_operators(name, params):
+    # NMU re-imposes D(x) = y through the operator's exact projection after each pass
+    operator = make_degradation(name, **params)
+    hr = ndi.gaussian_filter(np.random.default_rng(22).random((24, 20)), 1.0)[None]
+    lr = operator(torch.from_numpy(hr), 2)
+    sr = nmu(lr, 2, operator, max_iterations=2)
+    torch.testing.assert_close(operator(sr, 2), lr, rtol=0, atol=1e-7)
 
 
 # ---------------------------------------------------------------------------- gains
