@@ -161,25 +161,28 @@ def sensitivity_table(
     """Dataset, metric, method, then one column per protocol: the gain over ``reference``
     in dB with its 95% CI; the ``reference`` row holds its own PSNR (dB) instead."""
     index = long.set_index(["protocol", "dataset", "metric", "method", "quantity"]).sort_index()
+    methods = list(dict.fromkeys(long["method"]))
+    methods = [reference, *(m for m in methods if m != reference)]  # the reference row first
     rows = []
-    keys = long[["dataset", "metric", "method"]].drop_duplicates()
-    keys = keys.assign(order=keys["method"] != reference)  # the reference row first
-    for metric in PROTOCOL_METRICS:
-        for _, (dataset, _, method, _) in (
-            keys[keys["metric"] == metric].sort_values("order", kind="stable").iterrows()
-        ):
-            quantity = "psnr" if method == reference else "gain"
-            label = method_label(method)
-            row = {
-                "Dataset": dataset,
-                "Metric": metric_label(metric),
-                "Method": f"{label} (PSNR, dB)" if method == reference else f"{label} (gain, dB)",
-            }
-            for protocol in protocols:
-                key = (protocol, dataset, metric, method, quantity)
-                found = index.loc[key] if key in index.index else None
-                row[protocol] = _cell(found, signed=quantity == "gain")
-            rows.append(row)
+    for dataset in dict.fromkeys(long["dataset"]):
+        for metric in (m for m in PROTOCOL_METRICS if m in set(long["metric"])):
+            for method in methods:
+                quantity = "psnr" if method == reference else "gain"
+                label = method_label(method)
+                row = {
+                    "Dataset": dataset,
+                    "Metric": metric_label(metric),
+                    "Method": f"{label} (PSNR, dB)"
+                    if method == reference
+                    else f"{label} (gain, dB)",
+                }
+                cells = []
+                for protocol in protocols:
+                    key = (protocol, dataset, metric, method, quantity)
+                    found = index.loc[key] if key in index.index else None
+                    cells.append(_cell(found, signed=quantity == "gain"))
+                if any(c != "–" for c in cells):
+                    rows.append({**row, **dict(zip(protocols, cells, strict=True))})
     return pd.DataFrame(rows)
 
 

@@ -231,6 +231,23 @@ def test_gains_are_paired_per_subject_with_t_intervals():
         protocol_gains({"p": frame[frame["method"] == "srcnn"]}, ["bicubic", "srcnn"])
 
 
+def test_table_rows_go_by_dataset_and_metric_with_bicubic_first():
+    frames = []
+    for dataset in ("adult", "fetal"):
+        for method, psnr in (("srcnn", 31.0), ("bicubic", 30.0)):
+            rows = slice_rows(method, {"s1": [psnr], "s2": [psnr + 1]})
+            frames.append(pd.DataFrame(rows).assign(dataset=dataset))
+    frame = pd.concat(frames, ignore_index=True)
+    table = sensitivity_table(protocol_gains({"p": frame}, ["bicubic", "srcnn"]), ["p"])
+    assert list(zip(table["Dataset"], table["Metric"], table["Method"], strict=True)) == [
+        (d, m, f"{name} ({what}, dB)")
+        for d in ("adult", "fetal")
+        for m in ("PSNR", "PSNR (mask)")
+        for name, what in (("Bicubic", "PSNR"), ("SRCNN", "gain"))
+    ]
+    assert set(table["p"][table["Method"] == "SRCNN (gain, dB)"]) == {"+1.00 [+1.00, +1.00]"}
+
+
 # ---------------------------------------------------------------------------- workflow
 
 
