@@ -177,6 +177,28 @@ BUILT_IN = (
         },
     ),
     Method(
+        "lrtv_reference",
+        "model-based",
+        "baselines.lrtv:lrtv",
+        "LRTV (as published)",
+        "Shi et al. 2015, IEEE Trans. Med. Imaging 34:2459 (the authors' LRTV toolkit as "
+        "published: nearest-neighbour initial estimate, its own forward model (Gaussian "
+        "blur sigma 1 HR pixel + block mean) whatever operator made the LR input, its "
+        "x-update exactly: restarted each time, its finite differences, its stopping rule)",
+        params={
+            "lambda_tv": 0.01,
+            "lambda_rank": 0.01,
+            "rho": 0.1,
+            "dt": 0.1,
+            "outer_iterations": 20,
+            "inner_iterations": 200,
+            "warm_start": False,
+            "initial": "nearest",
+            "forward_model": "toolkit",
+            "x_update": "toolkit",
+        },
+    ),
+    Method(
         "srcnn",
         "learned",
         "srcnn",
