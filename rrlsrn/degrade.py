@@ -192,9 +192,12 @@ def _filter_matrix(length: int, taps: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _blur_block_matrix(length: int, scale: int, sigma: float) -> np.ndarray:
-    """(length/scale x length) matrix: Gaussian blur (mirror borders) then block mean."""
-    blur = _filter_matrix(length, gaussian_kernel1d(sigma))
+def _blur_block_matrix(
+    length: int, scale: int, sigma: float, radius: int | None = None
+) -> np.ndarray:
+    """(length/scale x length) matrix: Gaussian blur (mirror borders; ``radius`` taps each
+    side, default ceil(3 sigma)) then block mean."""
+    blur = _filter_matrix(length, gaussian_kernel1d(sigma, radius))
     block = np.kron(np.eye(length // scale), np.full((1, scale), 1.0 / scale))
     return block @ blur
 
@@ -204,13 +207,16 @@ def _default_sigma(scale: int, sigma: float | None) -> float:
     return float(scale / (2 * math.sqrt(2 * math.log(2))) if sigma is None else sigma)
 
 
-def gaussian_block_down(x: ArrayLike, scale: int, sigma: float | None = None) -> ArrayLike:
-    """LR = Gaussian blur (default FWHM = scale HR pixels) then ``scale x scale`` block mean."""
+def gaussian_block_down(
+    x: ArrayLike, scale: int, sigma: float | None = None, radius: int | None = None
+) -> ArrayLike:
+    """LR = Gaussian blur (default FWHM = scale HR pixels; kernel radius default
+    ceil(3 sigma)) then ``scale x scale`` block mean."""
     _require_divisible(x, scale)
     sigma = _default_sigma(scale, sigma)
     h, w = x.shape[-2:]
     return _apply_separable(
-        x, _blur_block_matrix(h, scale, sigma), _blur_block_matrix(w, scale, sigma)
+        x, _blur_block_matrix(h, scale, sigma, radius), _blur_block_matrix(w, scale, sigma, radius)
     )
 
 
@@ -287,8 +293,8 @@ SEPARABLE_MATRICES: dict[str, Callable[..., np.ndarray]] = {
     "bicubic": lambda length, scale: resize_matrix(
         length, int(math.ceil(length / scale - 1e-9)), 1.0 / scale
     ),
-    "gaussian_block": lambda length, scale, sigma=None: _blur_block_matrix(
-        length, scale, _default_sigma(scale, sigma)
+    "gaussian_block": lambda length, scale, sigma=None, radius=None: _blur_block_matrix(
+        length, scale, _default_sigma(scale, sigma), radius
     ),
     "gaussian_spline": lambda length, scale, sigma=1.0: _gaussian_spline_matrix(
         length, scale, float(sigma)
