@@ -143,9 +143,9 @@ def test_paper_config_trains_on_the_papers_data_with_the_papers_settings(tmp_pat
 def test_paper_dry_run_lists_every_job(tmp_path, paper_run):
     proc = run_snakemake([*paper_run, "--replace-workflow-config"], tmp_path)
     # 42 Kirby 21 sessions downloaded and prepared (5 test, 4 val, 33 train), 17 NAMIC
-    # cases, 6 fetal stacks from one sample download; 5 learned methods trained once on
-    # all datasets' training subjects; 10 methods x (5 + 12 + 6) test units = 230,
-    # evaluated per method and dataset (10 x 3); one table job; Figs. 2-3 and Fig. 4
+    # cases, 6 fetal stacks from one sample download; 6 learned methods trained once on
+    # all datasets' training subjects; 14 methods x (5 + 12 + 6) test units = 322,
+    # evaluated per method and dataset (14 x 3); one table job; Figs. 2-3 and Fig. 4
     # per dataset; split and manifest per dataset.
     assert job_counts(proc.stdout + proc.stderr) == {
         "kirby21_session": 42,
@@ -154,9 +154,9 @@ def test_paper_dry_run_lists_every_job(tmp_path, paper_run):
         "split": 3,
         "manifest": 3,
         "data_summary": 1,
-        "train": 5,
-        "super_resolve": 230,
-        "evaluate": 30,
+        "train": 6,
+        "super_resolve": 322,
+        "evaluate": 42,
         "tables": 1,
         "example_figures": 3,
         "gdl_figure": 3,
@@ -171,7 +171,7 @@ def test_subject_disjoint_run_neither_downloads_nor_trains_on_rescans(tmp_path, 
     output = proc.stdout + proc.stderr
     counts = job_counts(output)
     assert (counts["kirby21_session"], counts["prepare_subject"]) == (37, 60)
-    assert (counts["super_resolve"], counts["evaluate"]) == (230, 30)  # same test sets
+    assert (counts["super_resolve"], counts["evaluate"]) == (322, 42)  # same test sets
     for session in RESCANS_OF_TEST:
         assert f"{session}-MPRAGE.nii" not in output
 
@@ -186,7 +186,7 @@ def test_clinical_fetal_folder_replaces_the_sample(tmp_path, paper_run):
     counts = job_counts(proc.stdout + proc.stderr)
     assert "mialsrtk_sample" not in counts
     assert counts["prepare_subject"] == 42 + 17 + 8
-    assert counts["super_resolve"] == 10 * (5 + 12 + 8)
+    assert counts["super_resolve"] == 14 * (5 + 12 + 8)
 
 
 def test_misspelt_dataset_key_fails_naming_it(tmp_path, paper_run):

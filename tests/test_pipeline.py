@@ -376,8 +376,8 @@ def test_the_default_config_passes_every_check(config):
         (
             {"scael": 2},
             "config: unknown key 'scael' at the top level; allowed keys: datasets, "
-            "degradation, evaluation, lapsrn_mat, method_specs, methods, results, scale, "
-            "scales, training",
+            "degradation, evaluation, lapsrn_mat, method_specs, methods, protocols, results, "
+            "scale, scales, training",
         ),
         (
             {"training": {"preset": "demo", "overrides": {}, "devic": "cpu"}},
@@ -423,7 +423,7 @@ def test_an_unknown_method_is_named_with_the_known_ones(config):
         pipeline.check_config(config)
     known = ", ".join(registry.METHODS)  # the registry's order
     assert str(info.value) == f"config: methods: unknown method 'rrlsnr'; known: {known}"
-    assert known.startswith("bicubic, cubic_spline, nmu, lrtv, srcnn")
+    assert known.startswith("bicubic, cubic_spline, nmu, nmu_3d, nmu_reference, lrtv")
 
 
 @pytest.mark.parametrize(

@@ -36,14 +36,14 @@ def test_default_dry_run_lists_every_job(tmp_path):
     proc = run_snakemake(["-n", "--cores", "2", "--config", "lapsrn_mat=null"], tmp_path)
     counts = job_counts(proc.stdout + proc.stderr)
     # 9 adult subjects + 6 fetal stacks prepared; no training (preset none: the shipped
-    # weights); 11 methods (lapsrn_x2 off) x (3 adult test subjects + 6 fetal test
-    # stacks), evaluated per method and dataset (11 x 2); one table job; Figs. 2-3 and
+    # weights); 12 methods (lapsrn_x2 off) x (3 adult test subjects + 6 fetal test
+    # stacks), evaluated per method and dataset (12 x 2); one table job; Figs. 2-3 and
     # Fig. 4 per dataset; no training curves.
     assert counts == {
         "prepare_subject": 15,
         "split": 2,
-        "super_resolve": 99,
-        "evaluate": 22,
+        "super_resolve": 108,
+        "evaluate": 24,
         "tables": 1,
         "example_figures": 2,
         "gdl_figure": 2,
@@ -114,7 +114,7 @@ def test_smoke_workflow_end_to_end(tmp_path):
         for dataset in ("embedded_adult", "embedded_fetal"):
             assert (out / f"x2/metrics/{method.name}/{dataset}.tsv").stat().st_size > 0
     labels = [m.label for m in runnable if not m.ablation]
-    assert labels[:6] == ["Bicubic", "Cubic spline", "NMU", "LRTV", "SRCNN", "FSRCNN"]
+    assert labels[:6] == ["Bicubic", "Cubic spline", "NMU", "NMU 3D", "NMU (as published)", "LRTV"]
     assert labels[-1] == "RRLSRN"
     for dataset in ("embedded_adult", "embedded_fetal"):
         table = pd.read_csv(out / f"x2/tables/table1to3_{dataset}.csv", dtype=str)
