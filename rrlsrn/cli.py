@@ -339,7 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--degradation",
         default="bicubic",
-        help="the LR operator a classical method assumes: bicubic, kspace or gaussian_block",
+        help="the LR operator a classical method assumes: bicubic, kspace, gaussian_block or "
+        "gaussian_spline",
     )
     p.add_argument(
         "--scale",

@@ -193,13 +193,18 @@ def super_resolve_stack(
     keep: np.ndarray | None = None,
     progress: bool = True,
 ) -> np.ndarray:
-    """(N, h, w) normalised slices -> (N, h s, w s); slices not in ``keep`` stay zero."""
+    """(N, h, w) normalised slices -> (N, h s, w s); slices not in ``keep`` stay zero.
+
+    A volumetric method (``dims: 3``, NMU in 3D) gets every kept slice as one volume.
+    """
     upscaler = upscaler.at(scale)
     n, height, width = stack.shape
     out = np.zeros((n, height * scale, width * scale), np.float32)
     indices = np.flatnonzero(keep) if keep is not None else np.arange(n)
     networks = 32 if device.type == "cuda" else 1
     step = batch_size or (networks if upscaler.model is not None else 16)
+    if upscaler.model is None and upscaler.params.get("dims") == 3:
+        step = max(len(indices), 1)
     with tqdm(total=len(indices), desc="upscale", unit="slice", disable=not progress) as bar:
         for start in range(0, len(indices), step):
             chunk = indices[start : start + step]

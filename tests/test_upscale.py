@@ -302,3 +302,19 @@ def test_cuda_output_matches_cpu(tmp_path, upscaler, x2):
     gpu = nib.load(str(tmp_path / "gpu.nii.gz")).get_fdata()
     peak = cpu.max()
     assert psnr(np.moveaxis(gpu / peak, 2, 0), np.moveaxis(cpu / peak, 2, 0)).min().item() > 40
+
+
+@pytest.mark.parametrize(("dims", "calls"), [(2, [16, 4]), (3, [20])])
+def test_a_volumetric_method_gets_the_whole_stack_in_one_call(dims, calls):
+    # NMU in 3D needs the neighbouring slices: upscale must not cut the stack in batches
+    seen = []
+
+    def nearest(lr, scale, degradation, **params):
+        seen.append(len(lr))
+        return lr.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+
+    upscaler = up.Upscaler("mine", None, method=nearest, params={"dims": dims})
+    stack = np.random.default_rng(0).random((20, 4, 5)).astype(np.float32)
+    out = up.super_resolve_stack(stack, upscaler, 2, torch.device("cpu"), progress=False)
+    assert seen == calls
+    np.testing.assert_array_equal(out[:, ::2, ::2], stack)
