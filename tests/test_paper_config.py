@@ -10,8 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
-from conftest import REPO, run_snakemake
-from test_workflow import job_counts
+from conftest import REPO, job_counts, run_snakemake
 
 from rrlsrn import pipeline
 from rrlsrn.data import kirby21

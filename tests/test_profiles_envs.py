@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, run_snakemake
+from conftest import REPO, job_counts, run_snakemake
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -59,13 +59,6 @@ def rule_blocks() -> dict[str, str]:
             block = re.split(r"^\S", body, maxsplit=1, flags=re.M)[0]
             blocks[name] = block
     return blocks
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """The 'Job stats' table of a dry run."""
-    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
-    rows = (re.fullmatch(r"(\w+)\s+(\d+)", line.strip()) for line in table.splitlines())
-    return {m[1]: int(m[2]) for m in rows if m and m[1] != "total"}
 
 
 def job_blocks(output: str, rule: str) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import re
 
 import nibabel as nib
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 import scipy.ndimage as ndi
 import torch
 import yaml
-from conftest import REPO, run_snakemake
+from conftest import REPO, job_counts, run_snakemake
 
 from baselines.interpolation import cubic_spline
 from baselines.nmu import nmu
@@ -271,15 +270,6 @@ training: {{preset: none}}
 methods: [bicubic, cubic_spline]
 protocols:
 {protocols}"""
-
-
-def job_counts(output: str) -> dict[str, int]:
-    counts = {}
-    for line in output.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
 
 
 def test_the_runs_own_protocol_reuses_its_results_in_the_plan(tmp_path):

@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REPO, run_snakemake
+from conftest import REPO, job_counts, run_snakemake
 from skimage.metrics import structural_similarity
 
 from rrlsrn import registry
@@ -20,16 +20,6 @@ from rrlsrn.checkpoint import load_model
 from rrlsrn.degrade import imresize
 from rrlsrn.io import load_npz
 from rrlsrn.metrics import psnr
-
-
-def job_counts(output: str) -> dict[str, int]:
-    """Parse the 'Job stats' block of a dry run."""
-    counts = {}
-    for line in output.splitlines():
-        m = re.match(r"^(\w+)\s+(\d+)$", line.strip())
-        if m and m.group(1) != "total":
-            counts[m.group(1)] = int(m.group(2))
-    return counts
 
 
 def test_default_dry_run_lists_every_job(tmp_path):
