@@ -246,8 +246,8 @@ def test_slurm_profile_dry_run_lists_the_local_jobs(tmp_path):
             assert resources["runtime"] == str(wanted["runtime"])
             assert resources["mem_mb"] == str(wanted["mem_mb"])
             assert f"threads: {profile['set-threads'][rule]}\n" in block
-    # 7 learned methods x 9 test units on GPUs; 4 classical methods x 9 on CPU nodes
-    assert on_gpu[("super_resolve", True)] == 63 and on_gpu[("super_resolve", False)] == 36
+    # 8 learned methods x 9 test units on GPUs; 4 classical methods x 9 on CPU nodes
+    assert on_gpu[("super_resolve", True)] == 72 and on_gpu[("super_resolve", False)] == 36
 
 
 def test_slurm_profile_starts_a_real_run_without_a_cluster(tmp_path):
