@@ -268,19 +268,16 @@ def nmu(
     degradation = degradation or make_degradation()
     y, peak = _normalise(lr, dims)
     estimate = degradation.project(cubic_spline(y, scale, degradation), y, scale)
-    h = filtering_strength(estimate) if dims == 2 else filtering_strength_3d(estimate)
-    items = (lambda t: t) if dims == 2 else (lambda t: t[None])
-    out = _iterate(
-        items(estimate),
-        items(h),
+    return _upsample(
+        estimate,
+        y,
+        peak,
+        dims,
         _smoother(dims, search_radius, patch_radius),
-        lambda x, active: degradation.project(x, items(y)[active], scale),
-        tol,
-        min_change,
-        max_iterations,
+        lambda x, target: degradation.project(x, target, scale),
+        (tol, min_change, max_iterations),
         check_first_change=True,
     )
-    return out.reshape(estimate.shape) * (peak / INTENSITY_RANGE)
 
 
 @flush_denormals()
@@ -310,17 +307,41 @@ def nmu_reference(
     lr = check_lr_batch(lr, "nmu_reference")
     _check_dims(dims, "nmu_reference")
     y, peak = _normalise(lr, dims)
-    estimate = reference_initial_estimate(y, scale)
+    return _upsample(
+        reference_initial_estimate(y, scale),
+        y,
+        peak,
+        dims,
+        _smoother(dims, search_radius, patch_radius, truncate_mean_difference),
+        lambda x, target: block_mean_correct(x, target, scale),
+        (tol, min_change, max_iterations),
+        check_first_change=False,
+    )
+
+
+def _upsample(
+    estimate: torch.Tensor,
+    y: torch.Tensor,
+    peak: torch.Tensor,
+    dims: int,
+    smoother: Callable,
+    consistent: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    stopping: tuple[float, float, int],
+    check_first_change: bool,
+) -> torch.Tensor:
+    """The iteration both NMU variants share, from their initial ``estimate`` of the
+    normalised LR ``y``: h from the estimate, filter passes each made consistent with
+    ``y`` by ``consistent(x, target)``, then back to the input's intensity ``peak``.
+    ``dims=3`` iterates the batch as one volume (one item), ``dims=2`` slice by slice."""
     h = filtering_strength(estimate) if dims == 2 else filtering_strength_3d(estimate)
     items = (lambda t: t) if dims == 2 else (lambda t: t[None])
+    target = items(y)
     out = _iterate(
         items(estimate),
         items(h),
-        _smoother(dims, search_radius, patch_radius, truncate_mean_difference),
-        lambda x, active: block_mean_correct(x, items(y)[active], scale),
-        tol,
-        min_change,
-        max_iterations,
-        check_first_change=False,
+        smoother,
+        lambda x, active: consistent(x, target[active]),
+        *stopping,
+        check_first_change=check_first_change,
     )
     return out.reshape(estimate.shape) * (peak / INTENSITY_RANGE)
