@@ -199,14 +199,23 @@ def cmd_ship_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_measure_weights(args: argparse.Namespace) -> int:
-    from rrlsrn.modelcard import measure_on_test_sets, measured_section, write_test_set_section
+    from rrlsrn.modelcard import (
+        gains_section,
+        is_checkpoint_path,
+        measure_weights,
+        measured_section,
+        test_set_metrics,
+        write_test_set_section,
+    )
     from rrlsrn.weights import WEIGHTS_DIR, shipped_weights
 
     check_device(args.device)
     for name in args.name or shipped_weights():
-        metrics = measure_on_test_sets(name, args.results, device=args.device)
-        section = measured_section(metrics, args.results)
-        write_test_set_section(WEIGHTS_DIR / f"{name}.md", section)
+        metrics = measure_weights(name, args.results, args.contrasts, device=args.device)
+        section = measured_section(test_set_metrics(metrics, name), args.results)
+        section += "\n" + gains_section(metrics, name)
+        if not is_checkpoint_path(name):
+            write_test_set_section(WEIGHTS_DIR / f"{name}.md", section)
         print(f"{name}:\n{section}")
     return 0
 
@@ -431,10 +440,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "measure-weights",
-        help="PSNR / SSIM of the shipped weights on a run's test sets, into their model cards",
+        help="PSNR / SSIM of the shipped weights on a run's test sets and on validation "
+        "volumes of other contrasts, with the gains over bicubic and LapSRN x2, into their "
+        "model cards",
     )
     p.add_argument("--results", type=Path, default=Path("results"))
-    p.add_argument("--name", action="append", help="shipped weights (default: all)")
+    p.add_argument(
+        "--name",
+        action="append",
+        help="shipped weights (default: all), or a checkpoint file: measured and printed only",
+    )
+    p.add_argument(
+        "--contrasts",
+        type=Path,
+        help="a folder of validation volumes of other contrasts (one NIfTI per sub-folder)",
+    )
     p.add_argument("--device", default="auto", type=device_choice)
     p.set_defaults(func=cmd_measure_weights)
 

@@ -193,6 +193,16 @@ def _download_once(url: str, tmp: Path) -> None:
         raise OSError(f"transfer truncated: got {size} of {expected} bytes")
 
 
+def local_lapsrn_weights(cache_dir: str | os.PathLike | None = None) -> Path | None:
+    """``LapSRN_x2.mat`` if it is on this machine (``RRLSRN_LAPSRN_MAT`` or the cache),
+    else None: for comparisons that run LapSRN only when its weights are at hand."""
+    local = os.environ.get("RRLSRN_LAPSRN_MAT")
+    if local:
+        return Path(local) if Path(local).is_file() else None
+    target = _cache_dir(cache_dir) / LAPSRN_X2_FILENAME
+    return target if target.is_file() else None
+
+
 def lapsrn_weights_path(cache_dir: str | os.PathLike | None = None) -> Path:
     """Local path of ``LapSRN_x2.mat``, downloading it into the cache on first use.
 

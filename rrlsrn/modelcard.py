@@ -20,7 +20,7 @@ from torch import nn
 
 from rrlsrn.checkpoint import checkpoint_scale, load_checkpoint, model_from_state, save_checkpoint
 from rrlsrn.degrade import bicubic_up, make_degradation
-from rrlsrn.io import load_npz, load_slices, write_text_atomic
+from rrlsrn.io import load_slices, write_text_atomic
 from rrlsrn.metrics import psnr
 from rrlsrn.models import RRLSRN, count_parameters
 from rrlsrn.train import evenly_spaced
@@ -142,49 +142,65 @@ def scale_line(model: nn.Module, scale: int) -> str:
 MEASURED_SECTION = "## Measured on the default test sets"
 
 
-def measure_on_test_sets(
-    name: str,
-    results: str | os.PathLike,
-    shave: int | None = None,
-    device: str = "auto",
-) -> pd.DataFrame:
-    """Per-slice metrics of the shipped weights ``name`` (as shipped, not fine-tuned) on the
-    test subjects of every dataset prepared under ``results`` (the default workflow's),
-    at the weights' scale; ``shave`` defaults to that scale (the tables' convention)."""
-    from rrlsrn.infer import super_resolve
-    from rrlsrn.metrics import evaluate_slices
-    from rrlsrn.tables import read_table
-    from rrlsrn.train import pick_device
+def is_checkpoint_path(name: str) -> bool:
+    """Whether ``name`` names a checkpoint file (a ``/`` or ``.pt``), not shipped weights."""
+    return "/" in name or name.endswith(".pt")
+
+
+def shipped_model(name: str) -> tuple[nn.Module, int, dict[str, Any]]:
+    """The shipped weights ``name`` (or the checkpoint file ``name``) as a model, with
+    their scale and LR operator."""
     from rrlsrn.weights import shipped_weights_path
 
-    path = shipped_weights_path(name)
+    path = Path(name) if is_checkpoint_path(name) else shipped_weights_path(name)
     state = load_checkpoint(path)
-    model = model_from_state(state, path)
-    results = Path(results)
-    splits = sorted((results / "splits").glob("*.tsv"))
-    if not splits:
-        raise FileNotFoundError(f"{results / 'splits'}: no split files; run the workflow first")
-    frames = []
-    for split_file in splits:
-        dataset = split_file.stem
-        split = read_table(split_file, ["subject", "role"], "split file")
-        for subject in split.loc[split["role"] == "test", "subject"]:
-            data = load_npz(results / "data" / dataset / f"{subject}.npz")
-            sr, _ = super_resolve(
-                list(data["hr"]),
-                name,
-                checkpoint_scale(state),
-                state.get("degradation", {"name": "bicubic"}),
-                model,
-                pick_device(device),
-                progress=False,
-            )
-            border = checkpoint_scale(state) if shave is None else shave
-            values = evaluate_slices(np.stack(sr), data["hr"], data["mask"], shave=border)
-            frames.append(
-                pd.DataFrame({"dataset": dataset, "method": name, "subject": subject, **values})
-            )
-    return pd.concat(frames, ignore_index=True)
+    return (
+        model_from_state(state, path),
+        checkpoint_scale(state),
+        state.get("degradation", {"name": "bicubic"}),
+    )
+
+
+def measure_weights(
+    name: str,
+    results: str | os.PathLike | None,
+    contrasts: str | os.PathLike | None = None,
+    device: str = "auto",
+) -> pd.DataFrame:
+    """Per-slice metrics (:func:`rrlsrn.contrasts.measure_units`) of the shipped weights
+    ``name`` as shipped (not fine-tuned), of bicubic and, when its weights are at hand,
+    of LapSRN x2 (x2 weights only): on the validation and test subjects of the run under
+    ``results`` and on the volumes of the folder ``contrasts``, each when given."""
+    from rrlsrn.contrasts import LAPSRN, measure_units, run_units, volume_units
+    from rrlsrn.lapsrn import lapsrn_x2_model, local_lapsrn_weights
+    from rrlsrn.train import pick_device
+
+    model, scale, degradation = shipped_model(name)
+    units = run_units(results) if results is not None else []
+    if contrasts is not None:
+        units += volume_units(contrasts, scale)
+    models = {name: model}
+    lapsrn = local_lapsrn_weights()
+    if lapsrn is not None and scale == 2:
+        models[LAPSRN] = lapsrn_x2_model(lapsrn)
+    return measure_units(units, models, scale, degradation, pick_device(device))
+
+
+def test_set_metrics(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of :func:`measure_weights` for model ``name`` on test subjects, with the
+    columns :func:`measured_section` reads (dataset, method, subject, metrics)."""
+    rows = metrics[(metrics["method"] == name) & (metrics["role"] == "test")]
+    return rows.rename(columns={"group": "dataset", "unit": "subject"}).drop(
+        columns=["role", "contrast", "slice"]
+    )
+
+
+def measure_on_test_sets(
+    name: str, results: str | os.PathLike, device: str = "auto"
+) -> pd.DataFrame:
+    """Per-slice metrics of the shipped weights ``name`` on the test subjects of every
+    dataset prepared under ``results``, at the weights' scale and its border."""
+    return test_set_metrics(measure_weights(name, results, device=device), name)
 
 
 def measured_section(metrics: pd.DataFrame, results: str | os.PathLike) -> str:
@@ -213,6 +229,28 @@ def measured_section(metrics: pd.DataFrame, results: str | os.PathLike) -> str:
             f"[{s['ci_low']:.4f}, {s['ci_high']:.4f}] |"
         )
     return "\n".join(lines) + "\n"
+
+
+GAINS_HEADING = "### Gain over bicubic and over LapSRN x2, inside the mask"
+
+
+def gains_section(metrics: pd.DataFrame, name: str) -> str:
+    """Markdown: per validation / test unit, bicubic PSNR in the mask and the gains of
+    ``name`` (and of LapSRN x2 when it was measured) over it, for the model card."""
+    from rrlsrn.contrasts import gain_table
+
+    return "\n".join(
+        [
+            GAINS_HEADING,
+            "",
+            "PSNR inside the head / brain mask; gains are the mean per-slice difference "
+            "against bicubic on the same slices. Validation subjects (`(val)`) and the "
+            "validation-contrast volumes were never trained on; the contrast volumes are "
+            "prepared as the workflow prepares a volume (in-plane slices, Otsu head mask).",
+            "",
+            gain_table(metrics, name),
+        ]
+    )
 
 
 def write_test_set_section(md_path: str | os.PathLike, section: str) -> None:

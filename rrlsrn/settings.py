@@ -49,6 +49,13 @@ class TrainSettings:
     init: str = "scratch"  # scratch | shipped | lapsrn_x2 | path to a checkpoint
     val_slices: int = 32
     seed: int = 0
+    # Intensity augmentation of HR patches (rrlsrn.augment; 0 = off): probabilities of
+    # tissue inversion and monotone remap, largest |ln gamma|, bias log-amplitude, noise sigma.
+    augment_invert: float = 0.0
+    augment_remap: float = 0.0
+    augment_gamma: float = 0.0
+    augment_bias: float = 0.0
+    augment_noise: float = 0.0
 
     def __post_init__(self) -> None:
         values = dataclasses.asdict(self)

@@ -1,11 +1,13 @@
 """The ONE trainer: every learned method (RRLSRN, its ablations, SRCNN, FSRCNN, ...) uses it.
 
 Patches are sampled from HR training slices (random position with a minimum brain
-fraction, random flip / 90-degree rotation), the LR input is made on the fly by the
-configured degradation operator, and the model, built for the run's scale, is fitted with
-the combined Charbonnier + GDL loss on its output.  At x4 RRLSRN is its x2 network
-cascaded (:class:`rrlsrn.models.RRLSRN`): the loss at the x4 output trains the one set of
-x2 weights through both passes, and its checkpoints load into the x2 network as they are.
+fraction, random flip / 90-degree rotation), given the preset's intensity augmentation
+(:mod:`rrlsrn.augment`: other contrasts, shading, noise; off unless a preset asks for it),
+the LR input is made on the fly by the configured degradation operator, and the model,
+built for the run's scale, is fitted with the combined Charbonnier + GDL loss on its
+output.  At x4 RRLSRN is its x2 network cascaded (:class:`rrlsrn.models.RRLSRN`): the
+loss at the x4 output trains the one set of x2 weights through both passes, and its
+checkpoints load into the x2 network as they are.
 
 Every ``steps_per_epoch`` steps it computes the validation PSNR on held-out slices,
 appends to a CSV log and writes ``last.pt`` (full state: model, optimiser, scheduler, RNG,
@@ -38,6 +40,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from rrlsrn import plugins
+from rrlsrn.augment import AUGMENT_FIELDS, augment_intensity
 from rrlsrn.checkpoint import (
     CheckpointError,
     checkpoint_scale,
@@ -325,9 +328,10 @@ def run_fingerprint(
 ) -> dict[str, Any]:
     """Everything that decides a training run's result, as JSON values (str -> value).
 
-    Model and its arguments, every setting but ``max_minutes``, scale, LR operator,
-    where the initial weights come from and their content, and the content of the
-    training and validation slices.  The slices are hashed here, as arrays (dtype,
+    Model and its arguments, every setting but ``max_minutes`` (and the intensity
+    augmentations that are off, so runs from before they existed still resume), scale,
+    LR operator, where the initial weights come from and their content, and the content
+    of the training and validation slices.  The slices are hashed here, as arrays (dtype,
     shape, bytes), so the CLI and the workflow, which both pass slices, fingerprint
     the same data the same way whatever files it came from.  ``model_code`` (the digest
     of a user's model file, :func:`rrlsrn.plugins.source_digest`) is added when given.
@@ -335,7 +339,11 @@ def run_fingerprint(
     values = {
         "model": model_name,
         "model_args": dict(model_kwargs),
-        **{k: v for k, v in dataclasses.asdict(settings).items() if k not in NOT_IN_FINGERPRINT},
+        **{
+            k: v
+            for k, v in dataclasses.asdict(settings).items()
+            if k not in NOT_IN_FINGERPRINT and not (k in AUGMENT_FIELDS and not v)
+        },
         "scale": scale,
         "degradation": dict(degradation),
         "init_from": origin,
@@ -515,7 +523,7 @@ def train(
     )
     finished = True
     while step < settings.max_steps:
-        hr = sampler.sample(settings.batch_size, gen)
+        hr = augment_intensity(sampler.sample(settings.batch_size, gen), settings, gen)
         lr_img = degrade_fn(hr, scale)
         hr = hr.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)
         lr_img = lr_img.to(dev, non_blocking=True).contiguous(memory_format=torch.channels_last)

@@ -73,7 +73,8 @@ def test_settings_import_without_torch():
         ({"init": "shiped"}, "init: 'shiped' is not scratch, shipped, lapsrn_x2, or a path "
          "to a checkpoint (with a '/' or a file extension)"),
         ({"min_lr": 1e-3}, "min_lr: 0.001 is greater than lr (5e-05)"),
-        ({"epochs": 3}, "unknown training setting 'epochs'; known: batch_size, bias_lr_mult, "
+        ({"epochs": 3}, "unknown training setting 'epochs'; known: augment_bias, augment_gamma, "
+         "augment_invert, augment_noise, augment_remap, batch_size, bias_lr_mult, "
          "charbonnier_eps, foreground_threshold, gdl_weight, grad_clip, init, loss_reduction, "
          "lr, max_minutes, max_steps, min_foreground, min_lr, momentum, optimizer, patch_size, "
          "scheduler, seed, step_epochs, step_gamma, steps_per_epoch, val_slices, weight_decay"),
