@@ -6,7 +6,8 @@
   shared colour scale.
 - Fig. 4 (:func:`gdl_figure`): RRLSRN with and without the gradient difference loss, zoomed
   on the window with the strongest edges, with their error maps.
-- :func:`training_curves_figure`: training loss and validation PSNR of the learned models.
+- :func:`training_curves_figure`: training loss and validation PSNR over bicubic of the
+  learned models, from the start of the shipped weights' pretraining.
 
 The choices that decide what a reader sees are rules, not hand picks, so a figure can be
 regenerated from any run and cited:
@@ -483,32 +484,102 @@ def gdl_figure(
     return fig
 
 
-def training_curves_figure(logs: Mapping[str, pd.DataFrame]) -> Figure:
-    """Training loss (log scale) and validation PSNR against step, one line per model."""
-    if not logs:
+def shipped_step(history: pd.DataFrame) -> int:
+    """The step of the shipped weights in their training history: the first epoch with
+    the highest validation PSNR (the trainer keeps a later epoch only when it is better)."""
+    return int(history.loc[history["val_psnr"].astype(float).idxmax(), "step"])
+
+
+def joined_curve(log: pd.DataFrame | None, history: pd.DataFrame | None) -> pd.DataFrame:
+    """A run's log on one step axis with the shipped weights' history it started from:
+    the history's rows (``part`` shipped), then the run's steps counted from the shipped
+    step (``part`` run).  Either may be None (no history; a run that trains nothing)."""
+    parts = []
+    start = 0
+    if history is not None:
+        start = shipped_step(history)
+        parts.append(history.assign(part="shipped"))
+    if log is not None:
+        parts.append(log.assign(step=log["step"] + start, part="run"))
+    if not parts:
+        raise ValueError("neither a training log nor a shipped history given")
+    return pd.concat(parts, ignore_index=True)
+
+
+def _psnr_gain(curve: pd.DataFrame) -> pd.Series | None:
+    """Validation PSNR minus bicubic's on the same slices; None without bicubic's column."""
+    if "val_bicubic_psnr" not in curve or curve["val_bicubic_psnr"].isna().any():
+        return None
+    return curve["val_psnr"].astype(float) - curve["val_bicubic_psnr"].astype(float)
+
+
+def training_curves_figure(
+    logs: Mapping[str, pd.DataFrame], histories: Mapping[str, pd.DataFrame] | None = None
+) -> Figure:
+    """Training loss (log scale) and validation PSNR over bicubic's on the same slices,
+    one line per model, against training step.
+
+    A model whose weights were shipped (``histories``: their ``history.csv``) is drawn
+    from the start of its pretraining: the history (thin), a diamond where the shipped
+    weights end, then this run's steps from there (thick, ``logs``), if it trained.  The
+    PSNR panel shows the gain over bicubic so that pretraining and this run, validated
+    on different slices, share one scale; a log without bicubic's column (written before
+    the trainer kept it) is left out of that panel and named in it.
+    """
+    histories = histories or {}
+    keys = list(dict.fromkeys([*logs, *histories]))
+    if not keys:
         raise ValueError("no training logs given")
-    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
-    ax_loss, ax_psnr = fig.subplots(1, 2)
-    for key, log in logs.items():
-        missing = [c for c in LOG_COLUMNS if c not in log.columns]
-        if missing:
-            raise ValueError(f"training log of {key!r} lacks columns {missing}")
-        label = method_label(key)
-        loss = log[np.isfinite(log["loss"].astype(float))]
-        val = log[np.isfinite(log["val_psnr"].astype(float))]
-        (line,) = ax_loss.plot(loss["step"], loss["loss"], label=label, lw=1.4)
-        ax_psnr.plot(
-            val["step"], val["val_psnr"], label=label, lw=1.4, color=line.get_color(),
-            marker="o" if len(val) <= 30 else None, ms=3,
-        )  # fmt: skip
-    ax_loss.set_yscale("log")
-    ax_loss.set_xlabel("training step")
-    ax_loss.set_ylabel("training loss (log scale)")
-    ax_loss.set_title("Training loss", fontsize=TITLE_PT)
-    ax_psnr.set_xlabel("training step")
-    ax_psnr.set_ylabel("validation PSNR (dB)")
-    ax_psnr.set_title("Validation PSNR", fontsize=TITLE_PT)
-    for ax in (ax_loss, ax_psnr):
+    tables = [t for t in [*logs.values(), *histories.values()] if "loss" in t]
+    has_loss = any(np.isfinite(t["loss"].astype(float)).any() for t in tables)
+    fig = Figure(figsize=(10.0, 4.2) if has_loss else (7.0, 4.2), layout="constrained")
+    # a run that trained nothing, shipped without logged losses, gets the PSNR panel only
+    ax_loss, ax_psnr = fig.subplots(1, 2) if has_loss else (None, fig.subplots())
+    no_reference = []
+    for number, key in enumerate(keys):
+        log, history = logs.get(key), histories.get(key)
+        for table in (log, history):
+            missing = [c for c in LOG_COLUMNS if table is not None and c not in table.columns]
+            if missing:
+                raise ValueError(f"training log of {key!r} lacks columns {missing}")
+        curve = joined_curve(log, history)
+        label, color = method_label(key), f"C{number % 10}"
+        shipped, run = curve["part"] == "shipped", curve["part"] == "run"
+        for rows, width in ((shipped, 0.9), (run, 2.0)) if ax_loss else ():
+            loss = curve[rows & np.isfinite(curve["loss"].astype(float))]
+            ax_loss.plot(loss["step"], loss["loss"], lw=width, color=color)
+        gain = _psnr_gain(curve)
+        if gain is None:
+            no_reference.append(label)
+            continue
+        ax_psnr.plot(curve.loc[shipped, "step"], gain[shipped], lw=0.9, color=color,
+                     label=None if run.any() else label)  # fmt: skip
+        end = shipped & (curve["step"] == (shipped_step(history) if history is not None else -1))
+        if run.any():  # the run, joined to the shipped checkpoint it started from
+            steps = pd.concat([curve.loc[end, "step"], curve.loc[run, "step"]])
+            ax_psnr.plot(steps, pd.concat([gain[end], gain[run]]), lw=2.0, color=color,
+                         marker="o" if run.sum() <= 30 else None, ms=3, label=label)  # fmt: skip
+        if end.any():
+            ax_psnr.plot(curve.loc[end, "step"], gain[end], marker="D", ms=6, mfc="white",
+                         color=color, ls="none")  # fmt: skip
+    ax_psnr.axhline(0.0, color="0.4", lw=1.0, ls="--", label="bicubic (same slices)")
+    if histories:
+        ax_psnr.plot([], [], marker="D", ms=6, mfc="white", color="0.3", ls="none",
+                     label="shipped weights end")  # fmt: skip
+    if no_reference:
+        ax_psnr.text(0.02, 0.02, "no bicubic reference in the log of: " + ", ".join(no_reference),
+                     transform=ax_psnr.transAxes, fontsize=CAPTION_PT - 1)  # fmt: skip
+    xlabel = "training step"
+    if histories:
+        xlabel += " (pretraining, then this run)" if logs else " (pretraining)"
+    if ax_loss:
+        ax_loss.set_yscale("log")
+        ax_loss.set_ylabel("training loss (log scale)")
+        ax_loss.set_title("Training loss", fontsize=TITLE_PT)
+    ax_psnr.set_ylabel("validation PSNR − bicubic (dB)")
+    ax_psnr.set_title("Validation PSNR over bicubic, same slices", fontsize=TITLE_PT)
+    for ax in (a for a in (ax_loss, ax_psnr) if a):
+        ax.set_xlabel(xlabel)
         ax.grid(True, which="major", alpha=0.3)
     # one legend below both plots, where it cannot hide a curve
     handles, labels = ax_psnr.get_legend_handles_labels()
@@ -783,7 +854,16 @@ def gdl_comparison(
     return choice
 
 
-def training_curves(log_files: Mapping[str, PathLike], out: PathLike) -> list[Path]:
-    """Training-curve figure of every model's ``train_log.csv``, saved as PNG and PDF."""
+def training_curves(
+    log_files: Mapping[str, PathLike],
+    out: PathLike,
+    history_files: Mapping[str, PathLike | None] | None = None,
+) -> list[Path]:
+    """Training-curve figure of every model's ``train_log.csv``, joined to the shipped
+    weights' ``history.csv`` it started from (``history_files``, None where it did not),
+    saved as PNG and PDF."""
     logs = {key: read_training_log(path) for key, path in log_files.items()}
-    return save_figure(training_curves_figure(logs), out)
+    histories = {
+        key: read_training_log(path) for key, path in (history_files or {}).items() if path
+    }
+    return save_figure(training_curves_figure(logs, histories), out)

@@ -14,16 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from torch import nn
 
 from rrlsrn.checkpoint import checkpoint_scale, load_checkpoint, model_from_state, save_checkpoint
-from rrlsrn.degrade import bicubic_up, make_degradation
+from rrlsrn.degrade import make_degradation
 from rrlsrn.io import load_slices, write_text_atomic
-from rrlsrn.metrics import psnr
 from rrlsrn.models import RRLSRN, count_parameters
-from rrlsrn.train import evenly_spaced
+from rrlsrn.train import bicubic_validation_psnr, evenly_spaced
 
 LICENCE = (
     "Weights: MIT, as the rest of rrlsrn-bench. Training data: OpenNeuro ds002748 "
@@ -36,12 +34,7 @@ def reference_psnr(
 ) -> float:
     """Bicubic PSNR on the validation slices the trainer scores (same selection)."""
     slices = evenly_spaced(load_slices(val_files), count)
-    degrade_fn = make_degradation(**degradation)
-    values = [
-        float(psnr(np.clip(bicubic_up(degrade_fn(s, scale), scale), 0, 1), s, shave=scale))
-        for s in slices
-    ]
-    return float(np.mean(values))
+    return bicubic_validation_psnr(slices, make_degradation(**degradation), scale)
 
 
 def ship_weights(
@@ -53,7 +46,9 @@ def ship_weights(
     command: str,
     device: str = "2 CPU cores",
 ) -> tuple[Path, Path]:
-    """Copy the weights of ``checkpoint`` to ``dest_dir/name.pt`` and write ``name.md``."""
+    """Copy the weights of ``checkpoint`` to ``dest_dir/name.pt`` and write ``name.md``,
+    and its training log, with bicubic's PSNR on the same validation slices, to
+    ``name.history.csv`` (:func:`history_path`: the training curves draw it)."""
     state = load_checkpoint(checkpoint)
     settings = state.get("settings", {})
     slim = {
@@ -96,6 +91,11 @@ def ship_weights(
         scale,
         state.get("degradation", {"name": "bicubic"}),
     )
+    if log_path.exists():
+        history = pd.read_csv(log_path)
+        if "val_bicubic_psnr" not in history:  # a log from before the trainer wrote it
+            history["val_bicubic_psnr"] = round(ref, 4)
+        write_text_atomic(history_path(name, dest), history.to_csv(index=False))
     subjects = ", ".join(Path(f).stem for f in train_files)
     val_subjects = ", ".join(Path(f).stem for f in val_files)
     lines = [
@@ -112,6 +112,7 @@ def ship_weights(
         f"- **Preset**: `pretrain`: {settings.get('optimizer')} lr {settings.get('lr')} "
         f"{settings.get('scheduler')}, batch {settings.get('batch_size')} x "
         f"{settings.get('patch_size')}^2 patches, GDL weight {settings.get('gdl_weight')}, "
+        f"intensity augmentation {augmentation_text(settings)}, "
         f"{settings.get('max_steps')} steps; best checkpoint at step {state.get('step')}.",
         f"- **Validation PSNR**: {state.get('best_val_psnr'):.2f} dB vs bicubic "
         f"{ref:.2f} dB ({state.get('best_val_psnr') - ref:+.2f} dB).",
@@ -126,6 +127,21 @@ def ship_weights(
         lines += [f"| {s} | {p:.2f} | {r:.1f} |" for s, p, r, _ in curve]
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     return pt_path, md_path
+
+
+def history_path(name: str, dest_dir: str | os.PathLike | None = None) -> Path:
+    """``<name>.history.csv`` beside the shipped weights: their whole training log."""
+    from rrlsrn.weights import WEIGHTS_DIR
+
+    return Path(dest_dir or WEIGHTS_DIR) / f"{name}.history.csv"
+
+
+def augmentation_text(settings: dict[str, Any]) -> str:
+    """The intensity augmentations of ``settings`` that are on (``none`` if none is)."""
+    from rrlsrn.augment import AUGMENT_FIELDS
+
+    on = [f"{k.removeprefix('augment_')} {settings[k]}" for k in AUGMENT_FIELDS if settings.get(k)]
+    return ", ".join(on) if on else "none"
 
 
 def scale_line(model: nn.Module, scale: int) -> str:

@@ -597,6 +597,28 @@ def log_to(path: str | os.PathLike) -> Iterator[None]:
             raise
 
 
+def shipped_histories(
+    config: dict[str, Any], methods: Sequence[str], scale: int
+) -> dict[str, str | None]:
+    """Per learned method of the run at x``scale``: the ``history.csv`` of the shipped
+    weights it runs as they are (preset ``none``) or its training starts from (``init:
+    shipped``), or None (another start, or weights shipped without a history).  The
+    training curves draw it, joined to the run's own training."""
+    from rrlsrn.modelcard import history_path
+    from rrlsrn.settings import make_settings
+
+    out: dict[str, str | None] = {}
+    for method in methods:
+        init = "shipped"
+        if trains(config):
+            preset = config["training"]["preset"]
+            init = make_settings(preset, method_settings(config, method)).init
+        name = registry.weights_at(resolved_method(config, method, scale), scale)
+        path = history_path(name) if init == "shipped" and name else None
+        out[method] = str(path) if path is not None and path.is_file() else None
+    return out
+
+
 def method_settings(config: dict[str, Any], method: str) -> dict[str, Any]:
     """Training preset overrides for ``method``: config overrides, then the method's own."""
     return {**config["training"].get("overrides", {}), **resolved_method(config, method).train}

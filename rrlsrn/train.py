@@ -52,13 +52,22 @@ from rrlsrn.checkpoint import (
     save_checkpoint,
     set_aside,
 )
-from rrlsrn.degrade import make_degradation
+from rrlsrn.degrade import bicubic_up, make_degradation
 from rrlsrn.losses import combined_loss
 from rrlsrn.metrics import psnr
 from rrlsrn.models import build_model
 from rrlsrn.settings import TrainSettings
 
-LOG_FIELDS = ["step", "epoch", "loss", "lr", "val_psnr", "elapsed_s", "patches_per_s"]
+LOG_FIELDS = [
+    "step",
+    "epoch",
+    "loss",
+    "lr",
+    "val_psnr",
+    "val_bicubic_psnr",  # bicubic on the same validation slices: the curve's floor
+    "elapsed_s",
+    "patches_per_s",
+]
 RUN_FILES = ("last.pt", "best.pt", "train_log.csv")  # what a run writes in its folder
 # Settings that only split a run across invocations; they do not change its result.
 NOT_IN_FINGERPRINT = frozenset({"max_minutes"})
@@ -189,6 +198,19 @@ def validation_psnr(
             sr = model(lr).float().clamp(0, 1).cpu()
         values.append(float(psnr(sr[0, 0], hr_t[0, 0], shave=scale)))
     model.train()
+    return float(np.mean(values)) if values else float("nan")
+
+
+def bicubic_validation_psnr(
+    slices: Sequence[np.ndarray], degrade_fn: Callable, scale: int
+) -> float:
+    """Mean PSNR (shave = scale) of bicubic upscaling on the validation slices: what
+    :func:`validation_psnr` of a model is read against."""
+    values = []
+    for hr in slices:
+        hr_t = torch.from_numpy(np.ascontiguousarray(hr, dtype=np.float32))
+        sr = bicubic_up(degrade_fn(hr_t, scale), scale).clamp(0, 1)
+        values.append(float(psnr(sr, hr_t, shave=scale)))
     return float(np.mean(values)) if values else float("nan")
 
 
@@ -492,6 +514,7 @@ def train(
         train_slices, patch_size, settings.min_foreground, settings.foreground_threshold
     )
     val = evenly_spaced(list(val_slices), settings.val_slices)
+    val_bicubic = bicubic_validation_psnr(val, degrade_fn, scale)
     pixel_factor = patch_size**2 if settings.loss_reduction == "sum_per_sample" else 1
 
     def checkpoint(path: Path, full: bool) -> None:
@@ -558,6 +581,7 @@ def train(
                     "loss": loss_sum / loss_count,
                     "lr": rate,
                     "val_psnr": val_psnr,
+                    "val_bicubic_psnr": round(val_bicubic, 4),
                     "elapsed_s": round(now - start, 3),
                     "patches_per_s": round(window_patches / train_seconds, 2),
                 },

@@ -34,6 +34,17 @@ COMPARED = {s: pipeline.comparison_methods(config, workflow.basedir, s) for s in
 ABLATIONS = {s: pipeline.ablations_in_run(config, workflow.basedir, s) for s in SCALES}
 TRAINED = pipeline.learned_methods(config) if pipeline.trains(config) else []
 LEARNED = {s: [m for m in METHODS[s] if m in TRAINED] for s in SCALES}
+# The pretraining history of the shipped weights each learned method runs or starts from.
+HISTORIES = {
+    s: {
+        m: path
+        for m, path in pipeline.shipped_histories(
+            config, [m for m in METHODS[s] if m in pipeline.learned_methods(config)], s
+        ).items()
+        if path
+    }
+    for s in SCALES
+}
 DATASETS = list(config["datasets"])
 TABLE_FORMATS = ["csv", "md", "tex"]
 MIALSRTK_FILES = sorted(mialsrtk.SHA256)
@@ -182,6 +193,10 @@ def learned_in_run(wildcards):
     return LEARNED[scale_of(wildcards)]
 
 
+def shipped_histories(wildcards):
+    return HISTORIES[scale_of(wildcards)]
+
+
 def training_logs(wildcards):
     return [
         f"{run_dir(wildcards.scale)}/models/{method}/train_log.csv"
@@ -260,7 +275,7 @@ def figure_files(scale):
     ]
     if "gdl" in ABLATIONS[scale]:
         stems += [f"fig4_gdl_{d}" for d in DATASETS]
-    if LEARNED[scale]:
+    if LEARNED[scale] or HISTORIES[scale]:
         stems.append("training_curves")
     return [
         f"{run_dir(scale)}/figures/{stem}.{ext}"

@@ -93,5 +93,6 @@ rule training_curves:
         "../envs/rrlsrn.yaml"
     params:
         methods=learned_in_run,
+        histories=shipped_histories,
     script:
         "../workflow_scripts/training_curves.py"

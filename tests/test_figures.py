@@ -29,6 +29,7 @@ from rrlsrn.figures import (
     training_curves,
     training_curves_figure,
 )
+from rrlsrn.weights import WEIGHTS_DIR
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 METHODS = ["bicubic", "srcnn", "rrlsrn_no_gdl", "rrlsrn"]
@@ -325,20 +326,81 @@ def test_gdl_figure_rows_and_shared_error_scale():
 def test_training_curves_figure_axes_and_lines():
     steps = np.arange(1, 6) * 10
     logs = {
-        m: pd.DataFrame({"step": steps, "loss": 1.0 / steps, "val_psnr": 30 + np.log(steps)})
+        m: pd.DataFrame(
+            {
+                "step": steps,
+                "loss": 1.0 / steps,
+                "val_psnr": 30 + np.log(steps),
+                "val_bicubic_psnr": 29.0,
+            }
+        )  # fmt: skip
         for m in ("srcnn", "rrlsrn")
     }
     logs["rrlsrn"].loc[2, "val_psnr"] = np.nan  # a missing validation is skipped
     fig = training_curves_figure(logs)
     loss, psnr = fig.axes
-    assert loss.get_yscale() == "log" and psnr.get_ylabel() == "validation PSNR (dB)"
-    assert len(loss.lines) == len(psnr.lines) == 2
-    assert len(psnr.lines[1].get_xdata()) == 4
+    assert loss.get_yscale() == "log" and psnr.get_ylabel() == "validation PSNR − bicubic (dB)"
+    # per model: shipped and run segments (loss); run segment (PSNR); plus bicubic's zero
+    assert len(loss.lines) == 4 and len(psnr.lines) == 2 + 2 + 1
+    srcnn_gain = [line for line in psnr.lines if line.get_label() == "SRCNN"][0]
+    assert np.allclose(srcnn_gain.get_ydata(), 1 + np.log(steps))  # PSNR minus 29 dB
     (legend,) = fig.legends  # one legend for both plots, outside them
-    assert [t.get_text() for t in legend.get_texts()] == ["SRCNN", "RRLSRN"]
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "SRCNN",
+        "RRLSRN",
+        "bicubic (same slices)",
+    ]
     assert loss.get_legend() is None and psnr.get_legend() is None
     with pytest.raises(ValueError, match="lacks columns"):
         training_curves_figure({"x": pd.DataFrame({"step": [1]})})
+
+
+def test_training_curves_join_the_shipped_history_at_the_shipped_step():
+    # pretraining to step 2000, best (shipped) at 1500; this run fine-tunes 200 steps from it
+    history = pd.DataFrame(
+        {"step": [500, 1000, 1500, 2000], "loss": np.nan, "val_psnr": [38.0, 39.0, 40.0, 39.5],
+         "val_bicubic_psnr": 36.0}
+    )  # fmt: skip
+    log = pd.DataFrame({"step": [100, 200], "loss": [0.02, 0.01], "val_psnr": [37.5, 37.6],
+                        "val_bicubic_psnr": 35.0})  # fmt: skip
+    assert figures.shipped_step(history) == 1500
+    joined = figures.joined_curve(log, history)
+    assert joined["step"].tolist() == [500, 1000, 1500, 2000, 1600, 1700]
+    fig = training_curves_figure({"rrlsrn": log}, {"rrlsrn": history})
+    _, psnr = fig.axes
+    run = [line for line in psnr.lines if line.get_label() == "RRLSRN"][0]
+    # from the shipped checkpoint (gain 4 dB) to the run's epochs (gains 2.5, 2.6 dB)
+    assert run.get_xdata().tolist() == [1500, 1600, 1700]
+    assert np.allclose(run.get_ydata(), [4.0, 2.5, 2.6])
+    pretraining = psnr.lines[0]
+    assert np.allclose(pretraining.get_ydata(), [2.0, 3.0, 4.0, 3.5])
+    marker = [line for line in psnr.lines if line.get_marker() == "D" and len(line.get_xdata())]
+    assert marker[0].get_xdata().tolist() == [1500]
+    assert "shipped weights end" in [t.get_text() for t in fig.legends[0].get_texts()]
+    assert psnr.get_xlabel() == "training step (pretraining, then this run)"
+
+
+def test_training_curves_of_a_run_that_trains_nothing_show_the_shipped_histories():
+    history = pd.read_csv(WEIGHTS_DIR / "rrlsrn.history.csv")
+    fig = training_curves_figure({}, {"rrlsrn": history})
+    (psnr,) = fig.axes  # shipped without logged losses: the PSNR panel only
+    (curve,) = [line for line in psnr.lines if line.get_label() == "RRLSRN"]
+    assert curve.get_xdata().tolist() == history["step"].tolist()
+    expected = history["val_psnr"] - history["val_bicubic_psnr"]
+    assert np.allclose(curve.get_ydata(), expected)
+    (end,) = [line for line in psnr.lines if line.get_marker() == "D" and len(line.get_xdata())]
+    assert end.get_xdata().tolist() == [figures.shipped_step(history)]
+    assert psnr.get_xlabel() == "training step (pretraining)"
+    with pytest.raises(ValueError, match="no training logs given"):
+        training_curves_figure({}, {})
+
+
+def test_training_curves_name_a_log_without_a_bicubic_reference():
+    old = pd.DataFrame({"step": [10, 20], "loss": [0.1, 0.05], "val_psnr": [30.0, 31.0]})
+    fig = training_curves_figure({"srcnn": old})
+    _, psnr = fig.axes
+    assert [t.get_text() for t in psnr.texts] == ["no bicubic reference in the log of: SRCNN"]
+    assert len(psnr.lines) == 1  # bicubic's zero line only
 
 
 # --------------------------------------------------------------------------- saving
@@ -445,10 +507,12 @@ def test_gdl_comparison_and_training_curves_write_files(tmp_path):
         p = tmp_path / f"{m}.csv"
         pd.DataFrame(
             {"step": [10, 20], "epoch": [1, 2], "loss": [0.1, 0.05], "lr": [1e-4, 1e-4],
-             "val_psnr": [30.0, 31.0], "elapsed_s": [1.0, 2.0], "patches_per_s": [9.0, 9.0]}
+             "val_psnr": [30.0, 31.0], "val_bicubic_psnr": [29.0, 29.0],
+             "elapsed_s": [1.0, 2.0], "patches_per_s": [9.0, 9.0]}
         ).to_csv(p, index=False)  # fmt: skip
         logs[m] = p
-    assert_png_pdf(training_curves(logs, out / "training_curves"))
+    history = {"rrlsrn": WEIGHTS_DIR / "rrlsrn.history.csv", "srcnn": None}
+    assert_png_pdf(training_curves(logs, out / "training_curves", history))
     bad = tmp_path / "bad_log.csv"
     bad.write_text("step,loss\n1,0.1\n")
     with pytest.raises(ValueError, match=r"bad_log\.csv: not a training log"):

@@ -212,6 +212,19 @@ def test_method_settings_method_train_dict_wins(config):
     assert registry.METHODS["rrlsrn"].train == {"gdl_weight": 1.0}
 
 
+def test_shipped_histories_only_for_runs_that_start_from_shipped_weights(config):
+    methods = ["rrlsrn", "srcnn"]
+    histories = pipeline.shipped_histories(config, methods, 2)  # preset none: shipped as is
+    assert histories["rrlsrn"].endswith("rrlsrn/weights/rrlsrn.history.csv")
+    config["training"]["preset"] = "demo"  # fine-tunes the shipped weights
+    histories = pipeline.shipped_histories(config, methods, 2)
+    assert histories["rrlsrn"].endswith("rrlsrn/weights/rrlsrn.history.csv")
+    assert histories["srcnn"].endswith("srcnn.history.csv")
+    assert pipeline.shipped_histories(config, methods, 4)["rrlsrn"].endswith("/rrlsrn.history.csv")
+    config["training"]["overrides"] = {"init": "scratch"}
+    assert pipeline.shipped_histories(config, methods, 2) == {"rrlsrn": None, "srcnn": None}
+
+
 # ---------------------------------------------------------------- evaluate_method
 
 

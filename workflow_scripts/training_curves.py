@@ -1,4 +1,5 @@
-"""Snakemake adapter: training loss and validation PSNR of every learned model."""
+"""Snakemake adapter: training loss and validation PSNR of every learned model, joined to
+the pretraining history of the shipped weights it started from."""
 
 from pathlib import Path
 
@@ -9,4 +10,5 @@ with log_to(snakemake.log[0]):  # noqa: F821
 
     sm = snakemake  # noqa: F821
     logs = dict(zip(sm.params.methods, sm.input, strict=True))
-    print(training_curves(logs, Path(sm.output.png).with_suffix("")))
+    out = Path(sm.output.png).with_suffix("")
+    print(training_curves(logs, out, sm.params.histories))
