@@ -204,14 +204,17 @@ def cmd_measure_weights(args: argparse.Namespace) -> int:
         is_checkpoint_path,
         measure_weights,
         measured_section,
+        metrics_of,
         test_set_metrics,
         write_test_set_section,
     )
     from rrlsrn.weights import WEIGHTS_DIR, shipped_weights
 
     check_device(args.device)
-    for name in args.name or shipped_weights():
-        metrics = measure_weights(name, args.results, args.contrasts, device=args.device)
+    names = args.name or shipped_weights()
+    measured = measure_weights(names, args.results, args.contrasts, device=args.device)
+    for name in names:
+        metrics = metrics_of(measured, name)
         section = measured_section(test_set_metrics(metrics, name), args.results)
         section += "\n" + gains_section(metrics, name)
         if not is_checkpoint_path(name):

@@ -178,28 +178,50 @@ def shipped_model(name: str) -> tuple[nn.Module, int, dict[str, Any]]:
 
 
 def measure_weights(
-    name: str,
+    names: Sequence[str],
     results: str | os.PathLike | None,
     contrasts: str | os.PathLike | None = None,
     device: str = "auto",
 ) -> pd.DataFrame:
     """Per-slice metrics (:func:`rrlsrn.contrasts.measure_units`) of the shipped weights
-    ``name`` as shipped (not fine-tuned), of bicubic and, when its weights are at hand,
-    of LapSRN x2 (x2 weights only): on the validation and test subjects of the run under
-    ``results`` and on the volumes of the folder ``contrasts``, each when given."""
+    ``names`` as shipped (not fine-tuned), of bicubic and, when its weights are at hand,
+    of LapSRN x2 (at x2): on the validation and test subjects of the run under
+    ``results`` and on the volumes of the folder ``contrasts``, each when given.
+
+    Weights of one scale and LR operator share one set of units, and bicubic and LapSRN
+    run once for them; a ``scale`` column tells the groups apart.
+    """
     from rrlsrn.contrasts import LAPSRN, measure_units, run_units, volume_units
     from rrlsrn.lapsrn import lapsrn_x2_model, local_lapsrn_weights
     from rrlsrn.train import pick_device
 
-    model, scale, degradation = shipped_model(name)
-    units = run_units(results) if results is not None else []
-    if contrasts is not None:
-        units += volume_units(contrasts, scale)
-    models = {name: model}
+    groups: dict[tuple[int, str], dict[str, Any]] = {}
+    for name in names:
+        model, scale, degradation = shipped_model(name)
+        group = groups.setdefault((scale, repr(degradation)), {"degradation": degradation})
+        group.setdefault("models", {})[name] = model
     lapsrn = local_lapsrn_weights()
-    if lapsrn is not None and scale == 2:
-        models[LAPSRN] = lapsrn_x2_model(lapsrn)
-    return measure_units(units, models, scale, degradation, pick_device(device))
+    frames = []
+    for (scale, _), group in groups.items():
+        units = run_units(results) if results is not None else []
+        if contrasts is not None:
+            units += volume_units(contrasts, scale)
+        models = group["models"]
+        if lapsrn is not None and scale == 2:
+            models[LAPSRN] = lapsrn_x2_model(lapsrn)
+        metrics = measure_units(units, models, scale, group["degradation"], pick_device(device))
+        frames.append(metrics.assign(scale=scale))
+    return pd.concat(frames, ignore_index=True)
+
+
+def metrics_of(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
+    """The rows of :func:`measure_weights` that ``name``'s section reads: its own and
+    those of bicubic and LapSRN at its scale."""
+    from rrlsrn.contrasts import BICUBIC, LAPSRN
+
+    scale = metrics.loc[metrics["method"] == name, "scale"].iloc[0]
+    keep = metrics["method"].isin([name, BICUBIC, LAPSRN]) & (metrics["scale"] == scale)
+    return metrics[keep]
 
 
 def test_set_metrics(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -207,7 +229,7 @@ def test_set_metrics(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
     columns :func:`measured_section` reads (dataset, method, subject, metrics)."""
     rows = metrics[(metrics["method"] == name) & (metrics["role"] == "test")]
     return rows.rename(columns={"group": "dataset", "unit": "subject"}).drop(
-        columns=["role", "contrast", "slice"]
+        columns=["role", "contrast", "slice", "scale"]
     )
 
 
@@ -216,7 +238,7 @@ def measure_on_test_sets(
 ) -> pd.DataFrame:
     """Per-slice metrics of the shipped weights ``name`` on the test subjects of every
     dataset prepared under ``results``, at the weights' scale and its border."""
-    return test_set_metrics(measure_weights(name, results, device=device), name)
+    return test_set_metrics(measure_weights([name], results, device=device), name)
 
 
 def measured_section(metrics: pd.DataFrame, results: str | os.PathLike) -> str:

@@ -116,3 +116,13 @@ def test_measure_weights_cli_prints_a_checkpoint_and_leaves_cards_alone(
     )
     assert "| adult | s3 |" not in out  # training subjects are never measured
     assert (WEIGHTS_DIR / "rrlsrn.md").read_text() == card
+
+
+def test_weights_of_one_scale_share_bicubic_and_the_units(tmp_path, real_slices):
+    from rrlsrn.modelcard import measure_weights, metrics_of
+
+    write_stack(tmp_path / "v-t2w" / "scan.nii.gz", real_slices[:, 64:160, 64:160])
+    metrics = measure_weights(["rrlsrn", "srcnn"], None, tmp_path, device="cpu")
+    per_method = metrics.groupby("method").size().to_dict()
+    assert per_method == {"bicubic": 2, "rrlsrn": 2, "srcnn": 2}  # bicubic run once
+    assert set(metrics_of(metrics, "srcnn")["method"]) == {"bicubic", "srcnn"}
