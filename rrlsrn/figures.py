@@ -590,6 +590,43 @@ def training_curves_figure(
     return fig
 
 
+def augmentation_figure(hr: np.ndarray, settings: Any, seed: int = 0) -> Figure:
+    """One HR slice and what each intensity augmentation of ``settings`` (a
+    TrainSettings, :mod:`rrlsrn.augment`) makes of it, then all of them together, as the
+    trainer applies them (every augmentation forced on, at the settings' strength)."""
+    import dataclasses
+
+    import torch
+
+    from rrlsrn.augment import AUGMENT_FIELDS, augment_intensity
+
+    if hr.ndim != 2:
+        raise ValueError(f"hr must be a 2D slice, got shape {hr.shape}")
+    on = [k for k in AUGMENT_FIELDS if getattr(settings, k)]
+    if not on:
+        raise ValueError("the settings switch every intensity augmentation off")
+    probability = {"augment_invert", "augment_remap"}
+    panels = {"HR slice (T1w)": hr}
+    x = torch.from_numpy(np.ascontiguousarray(hr, np.float32))[None, None]
+    off = {k: 0.0 for k in AUGMENT_FIELDS}
+    for key in [*on, "all"]:
+        chosen = on if key == "all" else [key]
+        values = {k: (1.0 if k in probability else getattr(settings, k)) for k in chosen}
+        one = dataclasses.replace(settings, **{**off, **values})
+        gen = torch.Generator().manual_seed(seed)
+        title = "all of them" if key == "all" else f"{key.removeprefix('augment_')} "
+        if key != "all":
+            title += "(p = 1)" if key in probability else f"{getattr(settings, key)}"
+        panels[title] = augment_intensity(x, one, gen)[0, 0].numpy()
+    fig = Figure(figsize=(2.0 * len(panels), 2.4), layout="constrained")
+    for ax, (title, image) in zip(fig.subplots(1, len(panels)), panels.items(), strict=True):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=CAPTION_PT)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
 def _stem(stem: PathLike) -> str:
     """``stem`` without a trailing ``.png`` / ``.pdf`` (other dots, e.g. in names, stay)."""
     text = os.fspath(stem)

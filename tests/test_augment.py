@@ -143,3 +143,17 @@ def test_augmented_training_resumes_bit_for_bit(tmp_path):
     c = load_checkpoint(tmp_path / "c" / "last.pt")
     assert plain["finished"]
     assert not all(torch.equal(a["model"][k], c["model"][k]) for k in a["model"])
+
+
+def test_augmentation_figure_shows_each_augmentation_as_the_trainer_applies_it():
+    from rrlsrn.figures import augmentation_figure
+
+    hr = np.stack(smooth_slices(1, 32))[0]
+    on = settings(augment_invert=0.25, augment_gamma=0.3)
+    fig = augmentation_figure(hr, on, seed=4)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["HR slice (T1w)", "invert (p = 1)", "gamma 0.3", "all of them"]
+    inverted = fig.axes[1].images[0].get_array()
+    assert np.allclose(inverted, invert_tissue(torch.from_numpy(hr)).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="switch every intensity augmentation off"):
+        augmentation_figure(hr, settings())
