@@ -485,8 +485,11 @@ def gdl_figure(
 
 
 def shipped_step(history: pd.DataFrame) -> int:
-    """The step of the shipped weights in their training history: the first epoch with
-    the highest validation PSNR (the trainer keeps a later epoch only when it is better)."""
+    """The step of the shipped weights in their training history: the row marked
+    ``shipped``, or without that column the first epoch with the highest validation PSNR
+    (the trainer keeps a later epoch only when it is better)."""
+    if "shipped" in history:
+        return int(history.loc[history["shipped"].astype(bool), "step"].iloc[0])
     return int(history.loc[history["val_psnr"].astype(float).idxmax(), "step"])
 
 
@@ -584,7 +587,7 @@ def training_curves_figure(
     # one legend below both plots, where it cannot hide a curve
     handles, labels = ax_psnr.get_legend_handles_labels()
     fig.legend(
-        handles, labels, loc="outside lower center", ncols=min(len(labels), 5),
+        handles, labels, loc="outside lower center", ncols=min(len(labels), 5 if ax_loss else 3),
         fontsize=CAPTION_PT, frameon=False,
     )  # fmt: skip
     return fig

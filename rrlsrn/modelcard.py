@@ -95,6 +95,7 @@ def ship_weights(
         history = pd.read_csv(log_path)
         if "val_bicubic_psnr" not in history:  # a log from before the trainer wrote it
             history["val_bicubic_psnr"] = round(ref, 4)
+        history["shipped"] = (history["step"] == state.get("step")).astype(int)
         write_text_atomic(history_path(name, dest), history.to_csv(index=False))
     subjects = ", ".join(Path(f).stem for f in train_files)
     val_subjects = ", ".join(Path(f).stem for f in val_files)

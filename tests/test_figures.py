@@ -364,6 +364,9 @@ def test_training_curves_join_the_shipped_history_at_the_shipped_step():
     log = pd.DataFrame({"step": [100, 200], "loss": [0.02, 0.01], "val_psnr": [37.5, 37.6],
                         "val_bicubic_psnr": 35.0})  # fmt: skip
     assert figures.shipped_step(history) == 1500
+    # a history that marks its shipped epoch is read as marked (PSNRs rounded in a card tie)
+    marked = history.assign(val_psnr=40.0, shipped=[0, 0, 0, 1])
+    assert figures.shipped_step(marked) == 2000
     joined = figures.joined_curve(log, history)
     assert joined["step"].tolist() == [500, 1000, 1500, 2000, 1600, 1700]
     fig = training_curves_figure({"rrlsrn": log}, {"rrlsrn": history})

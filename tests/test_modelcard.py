@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import two_step_settings
@@ -50,6 +51,12 @@ def test_ship_weights_writes_slim_checkpoint_and_card(tmp_path):
     assert f"{ref:.2f} dB" in card
     assert f"{state['best_val_psnr']:.2f} dB" in card
     assert "make it" in card and "Licence" in card
+    assert "intensity augmentation none" in card
+    # the whole training log ships beside the weights, with bicubic's PSNR on the same
+    # slices (logged by the trainer) and the shipped epoch marked
+    history = pd.read_csv(tmp_path / "ship" / "tiny.history.csv")
+    assert history["step"].tolist() == [2] and history["shipped"].tolist() == [1]
+    assert history["val_bicubic_psnr"].iloc[0] == pytest.approx(ref, abs=1e-4)
 
 
 def test_missing_shipped_weights_error_lists_what_ships():
