@@ -89,7 +89,7 @@ WORKFLOW_CASES: list[dict[str, Any]] = [
         "config": {"training": {"preset": "smoke", "overrides": {"epochs": 3}}},
         "config_args": [],
         "exit_code": SNAKEMAKE_ERROR,
-        "words": ["unknown training setting 'epochs'", "known: batch_size", "max_steps"],
+        "words": ["unknown training setting 'epochs'", "known: augment_bias", "max_steps"],
         "absent": NO_OUTPUT,
     },
     {

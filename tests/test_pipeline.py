@@ -485,7 +485,7 @@ def test_a_config_may_override_params_and_define_a_method(config):
     ("overrides", "words"),
     [
         ({"max_steps": -5}, "max_steps: -5 is less than the minimum of 1"),
-        ({"epochs": 3}, "unknown training setting 'epochs'; known: batch_size"),
+        ({"epochs": 3}, "unknown training setting 'epochs'; known: augment_bias"),
         ({"max_steps": "3"}, "max_steps: '3' is not of type 'integer'"),
     ],
 )

@@ -28,7 +28,7 @@ def test_default_dry_run_lists_every_job(tmp_path):
     # 9 adult subjects + 6 fetal stacks prepared; no training (preset none: the shipped
     # weights); 12 methods (lapsrn_x2 off) x (3 adult test subjects + 6 fetal test
     # stacks), evaluated per method and dataset (12 x 2); one table job; Figs. 2-3 and
-    # Fig. 4 per dataset; no training curves.
+    # Fig. 4 per dataset; the training curves of the shipped weights.
     assert counts == {
         "prepare_subject": 15,
         "split": 2,
@@ -39,6 +39,7 @@ def test_default_dry_run_lists_every_job(tmp_path):
         "gdl_figure": 2,
         "manifest": 2,
         "data_summary": 1,
+        "training_curves": 1,
         "all": 1,
     }
 
