@@ -203,11 +203,15 @@ def measure_weights(
         group = groups.setdefault((scale, repr(degradation)), {"degradation": degradation})
         group.setdefault("models", {})[name] = model
     lapsrn = local_lapsrn_weights()
+    run = run_units(results) if results is not None else []  # the same slices at any scale
+    volumes: dict[int, list] = {}  # the contrast volumes, prepared (cropped) per scale
     frames = []
     for (scale, _), group in groups.items():
-        units = run_units(results) if results is not None else []
+        units = list(run)
         if contrasts is not None:
-            units += volume_units(contrasts, scale)
+            if scale not in volumes:
+                volumes[scale] = volume_units(contrasts, scale)
+            units += volumes[scale]
         models = group["models"]
         if lapsrn is not None and scale & (scale - 1) == 0:  # x2, or x4, x8 by cascade
             models[LAPSRN] = lapsrn_x2_model(lapsrn, scale=scale)
@@ -233,14 +237,6 @@ def test_set_metrics(metrics: pd.DataFrame, name: str) -> pd.DataFrame:
     return rows.rename(columns={"group": "dataset", "unit": "subject"}).drop(
         columns=["role", "contrast", "slice"]
     )
-
-
-def measure_on_test_sets(
-    name: str, results: str | os.PathLike, device: str = "auto"
-) -> pd.DataFrame:
-    """Per-slice metrics of the shipped weights ``name`` on the test subjects of every
-    dataset prepared under ``results``, at the weights' scale and its border."""
-    return test_set_metrics(measure_weights([name], results, device=device), name)
 
 
 def measured_section(metrics: pd.DataFrame, results: str | os.PathLike) -> str:

@@ -91,8 +91,8 @@ def test_measured_section_aggregates_subject_means_with_a_t_interval(tmp_path):
     assert text.count(MEASURED_SECTION) == 1 and text.startswith("# Model card\n\n| step")
 
 
-def test_measure_on_test_sets_uses_only_test_subjects_and_beats_bicubic(tmp_path, real_slices):
-    from rrlsrn.modelcard import measure_on_test_sets
+def test_measured_test_sets_use_only_test_subjects_and_beat_bicubic(tmp_path, real_slices):
+    from rrlsrn.modelcard import measure_weights, test_set_metrics
 
     (tmp_path / "splits").mkdir()
     (tmp_path / "splits" / "adult.tsv").write_text("subject\trole\ns1\ttest\ns2\ttrain\n")
@@ -104,7 +104,7 @@ def test_measure_on_test_sets_uses_only_test_subjects_and_beats_bicubic(tmp_path
             mask=np.ones_like(hr, bool),
             slice_index=np.arange(len(hr)),
         )
-    metrics = measure_on_test_sets("rrlsrn", tmp_path)
+    metrics = test_set_metrics(measure_weights(["rrlsrn"], tmp_path), "rrlsrn")
     assert list(metrics["subject"].unique()) == ["s1"] and len(metrics) == len(hr)
     bicubic = [psnr(np.clip(imresize(imresize(s, 0.5), 2.0), 0, 1), s, shave=2) for s in hr]
     assert (metrics["psnr"].to_numpy() > np.array(bicubic) + 1.0).all()
