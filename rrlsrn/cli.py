@@ -180,6 +180,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_augmentation_figure(args: argparse.Namespace) -> int:
+    from rrlsrn.augment import augmentation_enabled
+    from rrlsrn.figures import augmentation_figure, save_figure
+    from rrlsrn.io import load_slices
+    from rrlsrn.settings import make_settings
+
+    settings = make_settings(args.preset, _parse_assignments(args.set, "--set"))
+    if not augmentation_enabled(settings):
+        raise CommandError(
+            f"preset {args.preset!r} switches every intensity augmentation off: turn some on, "
+            "e.g. --set augment_gamma=0.3 --set augment_bias=0.2"
+        )
+    slices = load_slices([args.data])
+    if not slices:
+        raise CommandError(f"{args.data}: holds no slices")
+    number = len(slices) // 2 if args.slice is None else args.slice
+    if not 0 <= number < len(slices):
+        raise CommandError(f"--slice {number}: {args.data} has slices 0 to {len(slices) - 1}")
+    paths = save_figure(augmentation_figure(slices[number], settings, args.seed), args.out)
+    print(" ".join(str(p) for p in paths))
+    return 0
+
+
 def cmd_ship_weights(args: argparse.Namespace) -> int:
     from rrlsrn.modelcard import ship_weights
     from rrlsrn.weights import WEIGHTS_DIR
@@ -460,6 +483,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", type=device_choice)
     p.set_defaults(func=cmd_measure_weights)
+
+    p = sub.add_parser(
+        "augmentation-figure",
+        help="one prepared slice under each intensity augmentation of a preset (PNG + PDF)",
+    )
+    p.add_argument("data", type=Path, help="a prepared .npz (rrlsrn prepare, results/data)")
+    p.add_argument("out", type=Path, help="output stem: writes OUT.png and OUT.pdf")
+    p.add_argument("--preset", default="pretrain")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a preset field, e.g. --set augment_gamma=0.3",
+    )
+    p.add_argument("--slice", type=non_negative_int, help="slice number (default: the middle)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.set_defaults(func=cmd_augmentation_figure)
 
     p = sub.add_parser("ship-weights", help="copy a best checkpoint into the package + card")
     p.add_argument("checkpoint", type=Path)

@@ -157,3 +157,22 @@ def test_augmentation_figure_shows_each_augmentation_as_the_trainer_applies_it()
     assert np.allclose(inverted, invert_tissue(torch.from_numpy(hr)).numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="switch every intensity augmentation off"):
         augmentation_figure(hr, settings())
+
+
+def test_augmentation_figure_command_writes_png_and_pdf_and_names_bad_input(tmp_path, capsys):
+    from rrlsrn.cli import main
+    from rrlsrn.io import save_npz_atomic
+
+    data = tmp_path / "s.npz"
+    save_npz_atomic(data, hr=np.stack(smooth_slices(3, 32)))
+    argv = ["augmentation-figure", str(data), str(tmp_path / "aug")]
+    assert main([*argv, "--set", "augment_bias=0.2", "--slice", "1"]) == 0
+    assert (tmp_path / "aug.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "aug.pdf").stat().st_size > 0
+    assert main([*argv[:2], str(tmp_path / "off")]) == 1
+    far = [*argv[:2], str(tmp_path / "far"), "--set", "augment_bias=0.2", "--slice", "3"]
+    assert main(far) == 1
+    err = capsys.readouterr().err
+    assert "switches every intensity augmentation off: turn some on" in err
+    assert "--slice 3: " in err and "has slices 0 to 2" in err
+    assert not list(tmp_path.glob("off*")) and not list(tmp_path.glob("far*"))
