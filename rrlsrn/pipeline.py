@@ -17,14 +17,15 @@ import os
 import re
 import reprlib
 import traceback
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from rrlsrn import plugins, registry
-from rrlsrn.data.sources import Volume, default_split, list_volumes
+from rrlsrn.data.download import DownloadError
+from rrlsrn.data.sources import Volume, default_split, is_missing, list_volumes
 from rrlsrn.io import write_text_atomic
 
 if TYPE_CHECKING:
@@ -239,6 +240,23 @@ def check_config(config: dict[str, Any], plugin_dirs: Sequence[str] = ()) -> Non
         dataset_split(config, dataset)
 
 
+def settle_config(
+    config: dict[str, Any],
+    schema: dict[str, Any],
+    fill_defaults: Callable[[dict[str, Any]], None],
+    plugin_dirs: Sequence[str] = (),
+) -> list[str]:
+    """Every parse-time check of the workflow, in order, on the merged ``config`` (in
+    place): the schema, datasets switched off or skipped (:func:`drop_datasets`), the
+    schema's defaults (``fill_defaults``: Snakemake's ``validate``), then
+    :func:`check_config`.  Returns the warnings to print; raises :class:`ConfigError`."""
+    check_schema(config, schema)
+    notices = drop_datasets(config)
+    fill_defaults(config)
+    check_config(config, plugin_dirs)
+    return notices
+
+
 # ---------------------------------------------------------------- degradation protocols
 
 # Operator parameters and the operators that take them (rrlsrn.degrade).
@@ -338,8 +356,53 @@ def dataset_volumes(config: dict[str, Any], dataset: str) -> dict[str, Volume]:
     """Unit id -> HR volume (+ mask) of a configured dataset."""
     try:
         return list_volumes(config["datasets"][dataset])
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, DownloadError) as error:
         raise ConfigError(f"dataset {dataset!r}: {error}") from error
+
+
+def switched_off(spec: Mapping[str, Any] | None) -> bool:
+    """Whether a dataset entry is switched off (``null`` or ``enabled: false``)."""
+    return spec is None or spec.get("enabled", True) is False
+
+
+def drop_datasets(config: dict[str, Any]) -> list[str]:
+    """Leave out of ``config`` (in place) the datasets switched off and, under
+    ``on_missing: skip``, those that are not there; return one warning per dataset
+    skipped, naming the tables and rows the run will lack.  Run before the schema's
+    defaults are filled in; raises :class:`ConfigError` when no dataset is left."""
+    datasets = config["datasets"]
+    for name in [n for n, spec in datasets.items() if switched_off(spec)]:
+        del datasets[name]
+    notices = []
+    for name, spec in list(datasets.items()):
+        if spec.get("on_missing", "stop") != "skip":
+            continue
+        try:
+            list_volumes(spec)
+        except Exception as error:  # a source's own error: only "not there" is skipped
+            if not is_missing(error):
+                continue  # a mistake in the dataset: check_config reports it
+            del datasets[name]
+            notices.append(
+                f"dataset {name!r} left out (on_missing: skip): {error}. Missing from this "
+                f"run: {', '.join(dataset_outputs(name))}, its rows of table6_runtime and "
+                "paired_tests and its subjects in the data summary and in training"
+            )
+    if not datasets:
+        raise ConfigError(
+            "config: datasets: every dataset is switched off or missing; keep at least one"
+        )
+    return notices
+
+
+def dataset_outputs(dataset: str) -> list[str]:
+    """The tables and figures of one dataset (in every scale's folder)."""
+    return [
+        f"table1to3_{dataset}",
+        f"fig2_examples_{dataset}",
+        f"fig3_error_maps_{dataset}",
+        f"fig4_gdl_{dataset}",
+    ]
 
 
 def dataset_split(config: dict[str, Any], dataset: str) -> dict[str, str]:
@@ -358,7 +421,7 @@ def dataset_split(config: dict[str, Any], dataset: str) -> dict[str, str]:
             f"dataset {dataset!r}: the split names subjects that are not in the "
             f"dataset: {unknown}; known subjects: {sorted(volumes)}"
         )
-    split = {**default_split(spec, list(volumes)), **override}
+    split = {**default_split(spec, volumes), **override}
     bad = {s: r for s, r in split.items() if r not in (*ROLES, EXCLUDED)}
     if bad:
         raise ConfigError(f"dataset {dataset!r}: unknown roles {bad}; use one of {ROLES}")

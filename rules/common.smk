@@ -18,9 +18,12 @@ try:
     update_config(
         config, pipeline.cli_config_values(workflow.config_settings.config, SCHEMA)
     )
-    pipeline.check_schema(config, SCHEMA)
-    validate(config, schema="../schemas/config.schema.yaml")  # fills in the defaults
-    pipeline.check_config(config, PLUGIN_DIRS)
+    NOTICES = pipeline.settle_config(
+        config,
+        SCHEMA,
+        lambda c: validate(c, schema="../schemas/config.schema.yaml"),  # the defaults
+        PLUGIN_DIRS,
+    )
 except pipeline.ConfigError as error:
     raise WorkflowError(str(error)) from None
 
@@ -51,7 +54,7 @@ MIALSRTK_FILES = sorted(mialsrtk.SHA256)
 # Download rules must never claim the scans shipped inside the package.
 NOT_EMBEDDED = f"(?!{re.escape(str(EMBEDDED_ROOT))}).+"
 
-for _notice in pipeline.scale_notices(config, workflow.basedir):
+for _notice in [*NOTICES, *pipeline.scale_notices(config, workflow.basedir)]:
     print(f"rrlsrn: {_notice}", file=sys.stderr)
 
 

@@ -22,10 +22,8 @@ def merged(name: str) -> dict:
 
     config = copy.deepcopy(DEFAULT)
     update_config(config, yaml.safe_load((REPO / "configs" / name).read_text()))
-    schema = pipeline.load_schema(REPO / "schemas/config.schema.yaml")
-    pipeline.check_schema(config, schema)
-    validate(config, schema=str(REPO / "schemas/config.schema.yaml"))
-    pipeline.check_config(config)
+    path = REPO / "schemas/config.schema.yaml"
+    pipeline.settle_config(config, pipeline.load_schema(path), lambda c: validate(c, str(path)))
     return config
 
 

@@ -79,8 +79,8 @@ def test_a_person_in_two_roles_is_refused(config):
 def test_dataset_volumes_subject_subset_and_unsupported_source(config):
     config["datasets"][DATASET]["subjects"] = ["ds000011-sub-02", "ds002748-sub-53"]
     assert list(pipeline.dataset_volumes(config, DATASET)) == ["ds000011-sub-02", "ds002748-sub-53"]
-    config["datasets"]["remote"] = {"source": "openneuro"}
-    with pytest.raises(ValueError, match="'openneuro'"):
+    config["datasets"]["remote"] = {"source": "xnat"}
+    with pytest.raises(ValueError, match="'xnat'"):
         pipeline.dataset_volumes(config, "remote")
 
 

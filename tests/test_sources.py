@@ -24,7 +24,7 @@ def test_folder_source_pairs_volumes_with_masks(tmp_path):
     assert volumes["a"].mask == tmp_path / "a_mask.nii.gz"
     assert volumes["b"].mask is None and volumes["b"].path == tmp_path / "b.nii.gz"
     # a user's own folder is a test set unless the config says otherwise
-    assert default_split({"source": "folder"}, list(volumes)) == {"a": "test", "b": "test"}
+    assert default_split({"source": "folder"}, volumes) == {"a": "test", "b": "test"}
 
 
 def test_folder_source_errors_say_what_to_put_where(tmp_path):
@@ -95,7 +95,7 @@ def test_namic_cases_read_from_nrrd_with_spacing(tmp_path):
     volumes = list_volumes({"source": "namic", "path": str(tmp_path)})
     assert list(volumes) == ["case01011", "case01044"]
     # the paper tests on case01011..case01034 and trains on the rest
-    split = default_split({"source": "namic", "split_policy": "paper"}, list(volumes))
+    split = default_split({"source": "namic", "split_policy": "paper"}, volumes)
     assert split == {"case01011": "test", "case01044": "train"}
     volume, affine, zooms = load_volume(volumes["case01011"].path)
     np.testing.assert_array_equal(volume, data)
@@ -116,7 +116,7 @@ def test_fetal_bids_folder_finds_stacks_and_masks(tmp_path):
     assert volumes["sub-07_run-1"].mask is None
     assert volumes["sub-07_run-2"].mask == masks / "sub-07_run-2_T2w_desc-brain_mask.nii.gz"
     assert {v.person for v in volumes.values()} == {"sub-07"}
-    with pytest.raises(FileNotFoundError, match="BIDS-style"):
+    with pytest.raises(FileNotFoundError, match="BIDS folder .* does not exist"):
         list_volumes({"source": "fetal", "path": str(tmp_path / "missing")})
     (anat / "sub-07_run-3_T2w.nii.gz.part").write_bytes(b"")  # not a stack
     assert len(list_volumes({"source": "fetal", "path": str(tmp_path)})) == 2

@@ -8,13 +8,15 @@ says who was scanned, so that splits can keep every scan of one person together.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rrlsrn.data import kirby21, mialsrtk
+from rrlsrn.data import ixi, kirby21, mialsrtk, openneuro, sheets
+from rrlsrn.data.download import DownloadError
 from rrlsrn.data.embedded import ADULT_SPLIT, ADULT_T1, EMBEDDED_ROOT
+from rrlsrn.data.splits import TEST_FRACTION, VAL_FRACTION, person_split
 from rrlsrn.io import NIFTI_SUFFIXES, nifti_suffix
 
 NAMIC_CASES = [
@@ -42,11 +44,14 @@ NAMIC_PAPER_TEST = {f"case{c}" for c in NAMIC_CASES if c <= "01034"}
 
 @dataclass(frozen=True)
 class Volume:
-    """One HR volume of a dataset, its optional brain mask, and who it shows."""
+    """One HR volume of a dataset, its optional brain mask, who it shows, where it was
+    scanned and its contrast (the last three recorded in the manifest)."""
 
     path: Path
     mask: Path | None = None
     person: str | None = None
+    site: str | None = None
+    contrast: str | None = None
 
 
 def _is_nifti(path: Path) -> bool:
@@ -132,36 +137,49 @@ def folder_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
     return volumes
 
 
-def bids_stacks(root: Path, suffix: str = "T2w", check_headers: bool = True) -> dict[str, Volume]:
-    """Stacks ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` of a BIDS folder with their masks.
+def bids_stacks(
+    root: Path, suffix: str | None = "T2w", check_headers: bool = True
+) -> dict[str, Volume]:
+    """Volumes ``sub-*/[ses-*/]anat/*_<suffix>.nii[.gz]`` of a BIDS folder with their masks.
 
-    Masks are looked up as ``derivatives/*/sub-*/.../<stack>_desc-brain_mask.nii[.gz]``.
-    The unit id is the file name without suffix (``sub-01_run-1``); the person is the
-    ``sub-`` entity.  Headers are read as in :func:`folder_volumes` (unless
-    ``check_headers`` is false: the shipped stacks).
+    Masks are looked up as ``derivatives/*/sub-*/.../<stem>_desc-brain_mask.nii[.gz]``.
+    The unit id is the file name without the suffix (``sub-01_run-1``); with ``suffix``
+    None every anat volume counts and keeps its suffix (``sub-01_T1w``).  The person is
+    the ``sub-`` entity, the contrast the suffix.  Headers are read as in
+    :func:`folder_volumes` (unless ``check_headers`` is false: the shipped stacks).
     """
     root = Path(root).expanduser()
+    wanted = suffix or "<suffix>"
     if not root.is_dir():
         raise FileNotFoundError(
-            f"fetal folder {root} does not exist: put BIDS-style thick-slice stacks there "
-            f"(sub-XX/anat/sub-XX_run-N_{suffix}.nii.gz; optional masks under "
-            f"derivatives/<name>/sub-XX/anat/sub-XX_run-N_{suffix}_desc-brain_mask.nii.gz)"
+            f"BIDS folder {root} does not exist: put the volumes there "
+            f"(sub-XX/anat/sub-XX_run-N_{wanted}.nii.gz; optional masks under "
+            f"derivatives/<name>/sub-XX/anat/sub-XX_run-N_{wanted}_desc-brain_mask.nii.gz)"
         )
     mask_files = [
         p for p in (root / "derivatives").glob("*/sub-*/**/*_desc-brain_mask.nii*") if _is_nifti(p)
     ]
-    stacks = sorted(p for p in root.glob(f"sub-*/**/anat/*_{suffix}.nii*") if _is_nifti(p))
+    pattern = f"sub-*/**/anat/*_{suffix}.nii*" if suffix else "sub-*/**/anat/*_*.nii*"
+    stacks = sorted(p for p in root.glob(pattern) if _is_nifti(p))
+    if suffix is None:
+        stacks = [p for p in stacks if not _strip_nifti(p.name).endswith("_mask")]
     if check_headers:
         check_nifti_headers(root, [*stacks, *mask_files])
     masks = {_strip_nifti(p.name).removesuffix("_desc-brain_mask"): p for p in mask_files}
     volumes = {}
     for path in stacks:
         stem = _strip_nifti(path.name)
-        unit = stem.removesuffix(f"_{suffix}")
-        volumes[unit] = Volume(path, masks.get(stem), unit.split("_")[0])
+        contrast = stem.rsplit("_", 1)[-1]
+        unit = stem.removesuffix(f"_{suffix}") if suffix else stem
+        volumes[unit] = Volume(path, masks.get(stem), unit.split("_")[0], contrast=contrast)
     if not volumes:
-        raise FileNotFoundError(f"fetal folder {root} holds no sub-*/anat/*_{suffix}.nii.gz")
+        raise FileNotFoundError(f"BIDS folder {root} holds no sub-*/anat/*_{wanted}.nii.gz")
     return volumes
+
+
+def bids_anat(root: Path) -> dict[str, Volume]:
+    """Every anat volume of a BIDS folder (any suffix), unit ids keeping their suffix."""
+    return bids_stacks(root, None)
 
 
 def fetal_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
@@ -211,13 +229,97 @@ def namic_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
     return volumes
 
 
+def sheet_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
+    """The units of a sample sheet (``path``: a ``units.tsv``, :mod:`rrlsrn.data.sheets`);
+    every NIfTI header is read as in :func:`folder_volumes`."""
+    rows = sheets.read_sheet(spec["path"])
+    files = [f for r in rows.values() for f in (r.volume, r.mask) if f is not None]
+    sheet = Path(spec["path"]).expanduser()
+    problems = [
+        f"{f} ({problem})"
+        for f in files
+        if nifti_suffix(f) and (problem := _header_problem(str(f), *_stat_key(f)))
+    ]
+    if problems:
+        raise ValueError(
+            f"sample sheet {sheet} names {len(problems)} unreadable NIfTI "
+            f"file{'s' if len(problems) > 1 else ''}: {'; '.join(problems)}"
+        )
+    return {s: Volume(r.volume, r.mask, r.person, r.site, r.contrast) for s, r in rows.items()}
+
+
+def _stat_key(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def ixi_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
+    """IXI subjects of one ``contrast`` (T1, T2, PD), listed from the archive's index
+    (written when ``IXI-<contrast>.tar`` is downloaded) or, before it, from ``subjects``;
+    ``limit`` keeps the first N.  Files appear under ``path`` as the workflow extracts them."""
+    root = Path(spec.get("path", "data/ixi")).expanduser()
+    contrast = spec.get("contrast", "T1")
+    wanted = spec.get("subjects")
+    if ixi.index_path(root, contrast).is_file():
+        known = list(ixi.read_index(root, contrast))
+    elif wanted:
+        known = list(wanted)
+    else:
+        raise FileNotFoundError(
+            f"IXI {contrast} is not downloaded into {root} (no "
+            f"{ixi.index_path(root, contrast).name}): run `rrlsrn data fetch-ixi {root} "
+            f"--contrast {contrast}` once (IXI-{contrast}.tar, several GB, resumable), or "
+            "list the `subjects:` to use"
+        )
+    volumes = {}
+    for subject in ixi.select_subjects(known, wanted, spec.get("limit")):
+        name = ixi.parse_name(f"{subject}-{contrast}.nii.gz")
+        path = ixi.volume_path(root, contrast, subject)
+        volumes[subject] = Volume(path, None, ixi.person_of(subject), name.site, contrast)
+    return volumes
+
+
+def openneuro_root(spec: dict[str, Any]) -> Path:
+    """Where an OpenNeuro dataset's files and listing go: ``<path>/<accession>``."""
+    return Path(spec.get("path", "data/openneuro")).expanduser() / spec["dataset"]
+
+
+def openneuro_listing(spec: dict[str, Any]) -> openneuro.Listing:
+    """The pinned snapshot's file listing (cached beside the files after the first time)."""
+    openneuro.check_accession(spec["dataset"])
+    return openneuro.load_listing(
+        openneuro_root(spec), spec["dataset"], str(spec["snapshot"]), base_url=spec.get("base_url")
+    )
+
+
+def openneuro_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
+    """The ``suffix`` anat volumes (T1w, T2w, FLAIR, ...) of an OpenNeuro dataset at a
+    pinned ``snapshot``, optionally of some ``subjects``; listed from the public S3
+    bucket (once, then from the cached listing), downloaded by the workflow."""
+    suffix = spec.get("suffix", "T1w")
+    files = openneuro.anat_files(openneuro_listing(spec), suffix, spec.get("subjects"))
+    root = openneuro_root(spec)
+    return {
+        unit: Volume(
+            openneuro.local_path(root, obj.key), None, openneuro.person_of(unit), None, suffix
+        )
+        for unit, obj in files.items()
+    }
+
+
 SOURCES = {
     "embedded": embedded_volumes,
     "folder": folder_volumes,
     "fetal": fetal_volumes,
     "kirby21": kirby21_volumes,
     "namic": namic_volumes,
+    "sheet": sheet_volumes,
+    "ixi": ixi_volumes,
+    "openneuro": openneuro_volumes,
 }
+# Sources that read ``subjects`` themselves (IXI ids before the index exists; OpenNeuro
+# persons, not unit ids).
+OWN_SUBJECTS = {"ixi", "openneuro"}
 
 
 def list_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
@@ -229,7 +331,7 @@ def list_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
         )
     volumes = SOURCES[source](spec)
     wanted = spec.get("subjects")
-    if wanted:
+    if wanted and source not in OWN_SUBJECTS:
         missing = sorted(set(wanted) - set(volumes))
         if missing:
             raise ValueError(
@@ -239,14 +341,22 @@ def list_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
     return dict(sorted(volumes.items()))
 
 
-def default_split(spec: dict[str, Any], units: list[str]) -> dict[str, str]:
+def is_missing(error: BaseException) -> bool:
+    """Whether a source's error means the dataset is not there (a folder or file absent,
+    not downloaded, its host unreachable), as opposed to a mistake in it."""
+    return isinstance(error, FileNotFoundError | DownloadError)
+
+
+def default_split(spec: dict[str, Any], volumes: Mapping[str, Volume]) -> dict[str, str]:
     """The split used when config gives none, by source and ``split_policy``.
 
     ``subject_disjoint`` (default) keeps every scan of a person in one role; ``paper`` is
     the paper's own split (Kirby 21: train 06-42, test 01-05, which puts the test
-    subjects' rescans in training; NAMIC: test case01011..01034).  Fetal stacks and
-    users' folders are test sets.
+    subjects' rescans in training; NAMIC: test case01011..01034).  IXI and OpenNeuro
+    get a seeded subject-disjoint split (:func:`seeded_split`), a sample sheet its own
+    roles; fetal stacks and users' folders are test sets.
     """
+    units = list(volumes)
     policy = spec.get("split_policy", "subject_disjoint")
     source = spec["source"]
     if source == "embedded" and spec.get("collection", "adult") == "adult":
@@ -258,6 +368,25 @@ def default_split(spec: dict[str, Any], units: list[str]) -> dict[str, str]:
         if policy != "paper":
             train = [u for u in units if split[u] == "train"]
             split.update(dict.fromkeys(train[-max(1, len(train) // 10) :], "val"))
+    elif source in SEEDED_SPLIT:
+        split = seeded_split(spec, {u: v.person or u for u, v in volumes.items()})
+    elif source == "sheet":
+        split = sheets.sheet_roles(sheets.read_sheet(spec["path"]))
     else:
         split = dict.fromkeys(units, "test")
     return {u: split[u] for u in units}
+
+
+# Sources without a published split: a seeded subject-disjoint one.
+SEEDED_SPLIT = {"ixi", "openneuro"}
+
+
+def seeded_split(spec: dict[str, Any], persons: dict[str, str]) -> dict[str, str]:
+    """The dataset's seeded subject-disjoint split (``seed``, ``val_fraction``,
+    ``test_fraction``), :func:`rrlsrn.data.splits.person_split`."""
+    return person_split(
+        persons,
+        val_fraction=spec.get("val_fraction", VAL_FRACTION),
+        test_fraction=spec.get("test_fraction", TEST_FRACTION),
+        seed=spec.get("seed", 0),
+    )
