@@ -49,6 +49,7 @@ def integer_at_least(minimum: int, wording: str) -> Callable[[str], int]:
 
 
 positive_int = integer_at_least(1, "a positive integer")  # --batch, --threads
+nonnegative_int = integer_at_least(0, "a non-negative integer")  # --seed
 non_negative_int = integer_at_least(0, "0 or a positive integer")  # --shave
 scale_factor = integer_at_least(2, "an integer of at least 2")  # --scale
 
@@ -259,6 +260,41 @@ def cmd_data_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_sheet(args: argparse.Namespace) -> int:
+    from rrlsrn.data.sheets import draft_sheet
+    from rrlsrn.io import write_text_atomic
+
+    folder = args.folder
+    if not folder.is_dir():
+        raise CommandError(f"{folder}: no such folder of volumes")
+    where = args.output.parent if args.output else None
+    text = draft_sheet(
+        folder,
+        seed=args.seed,
+        val_fraction=args.val,
+        test_fraction=args.test,
+        mask_suffix=args.mask_suffix,
+        relative_to=where,
+    )
+    if args.output:
+        write_text_atomic(args.output, text)
+        print(f"wrote {args.output} ({text.count(chr(10)) - 1} units)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_data_fetch_ixi(args: argparse.Namespace) -> int:
+    from rrlsrn.data import ixi
+
+    index = ixi.fetch_archive(args.path, args.contrast, base_url=args.base_url)
+    xls = ixi.fetch_demographics(args.path, base_url=args.base_url)
+    count = len(ixi.read_index(args.path, args.contrast))
+    print(f"IXI {args.contrast}: {count} subjects indexed in {index}; demographics {xls}")
+    print(f"IXI is {ixi.LICENCE}; attribute it as: {ixi.ATTRIBUTION}")
+    return 0
+
+
 def cmd_upscale(args: argparse.Namespace) -> int:
     from rrlsrn.upscale import load_upscaler, plan_upscale, upscale_paths
 
@@ -463,6 +499,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("summary", help="units, slices per split, voxel sizes, intensities")
     p.add_argument("--results", type=Path, default=Path("results"))
     p.set_defaults(func=cmd_data_summary)
+    p = data.add_parser(
+        "sheet",
+        help="draft a sample sheet (units.tsv) from a folder (BIDS or flat), with a seeded "
+        "subject-disjoint split",
+    )
+    p.add_argument("folder", type=Path, help="a BIDS tree or a folder of NIfTI volumes")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the split (0)")
+    p.add_argument("--val", type=fraction, default=0.1, help="share of persons in val (0.1)")
+    p.add_argument("--test", type=fraction, default=0.2, help="share of persons in test (0.2)")
+    p.add_argument("--mask-suffix", default="_mask", help="flat folder: <volume><suffix> masks")
+    p.add_argument(
+        "-o", "--output", type=Path, help="write here (paths relative to it) instead of stdout"
+    )
+    p.set_defaults(func=cmd_data_sheet)
+    p = data.add_parser(
+        "fetch-ixi",
+        help="download one IXI archive (resumable) and IXI.xls, and index the archive",
+    )
+    p.add_argument("path", type=Path, help="the ixi dataset's path (e.g. data/ixi)")
+    p.add_argument("--contrast", choices=["T1", "T2", "PD"], default="T1")
+    p.add_argument("--base-url", help="a mirror's folder holding IXI-<contrast>.tar")
+    p.set_defaults(func=cmd_data_fetch_ixi)
 
     p = sub.add_parser(
         "measure-weights",
@@ -538,9 +596,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def error_line(error: Exception) -> str:
     """One line for an error: the message of a user error; type and a hint otherwise."""
     from rrlsrn.checkpoint import CheckpointError
+    from rrlsrn.data.download import DownloadError
 
     message = " ".join(str(error).split()) or type(error).__name__
-    if isinstance(error, ValueError | OSError | CheckpointError | KeyError):
+    if isinstance(error, ValueError | OSError | CheckpointError | KeyError | DownloadError):
         return message
     return f"{type(error).__name__}: {message} (rerun with --debug for the traceback)"
 

@@ -435,6 +435,78 @@ def dataset_split(config: dict[str, Any], dataset: str) -> dict[str, str]:
     return split
 
 
+def unit_facts(config: dict[str, Any], dataset: str) -> dict[str, dict[str, str | None]]:
+    """Per unit of ``dataset``: site, contrast, licence and what was downloaded (the
+    manifest's columns; :data:`rrlsrn.data.summary.FACTS`)."""
+    from rrlsrn.data import ixi, openneuro
+    from rrlsrn.data.sources import openneuro_listing, openneuro_root
+
+    spec = config["datasets"][dataset]
+    volumes = dataset_volumes(config, dataset)
+    licence, download = None, dict.fromkeys(volumes)
+    if spec["source"] == "ixi":
+        licence = ixi.LICENCE
+        contrast = spec.get("contrast", "T1")
+        download = {u: f"{ixi.archive_name(contrast)}: {v.path.name}" for u, v in volumes.items()}
+    elif spec["source"] == "openneuro":
+        listing = openneuro_listing(spec)
+        root = openneuro_root(spec)
+        objects = {str(openneuro.local_path(root, o.key)): o for o in listing.objects}
+        licence = listing.licence or "unknown"
+        download = {}
+        for unit, volume in volumes.items():
+            obj = objects[str(volume.path)]
+            download[unit] = (
+                f"openneuro {listing.dataset} {listing.snapshot} {obj.key} "
+                f"({obj.size} B, ETag {obj.etag})"
+            )
+    return {
+        unit: {
+            "site": volume.site,
+            "contrast": volume.contrast,
+            "licence": licence,
+            "download": download[unit],
+        }
+        for unit, volume in volumes.items()
+    }
+
+
+def download_spec(config: dict[str, Any], source: str, root: str | os.PathLike) -> dict[str, Any]:
+    """The config entry of the ``source`` dataset (ixi, openneuro) downloading into
+    ``root`` (a download rule's parameters: base_url, sha256, snapshot)."""
+    from rrlsrn.data.sources import openneuro_root
+
+    target = Path(root).expanduser().resolve()
+    for spec in config["datasets"].values():
+        if spec["source"] != source:
+            continue
+        where = (
+            openneuro_root(spec) if source == "openneuro" else Path(spec.get("path", "data/ixi"))
+        )
+        if where.expanduser().resolve() == target:
+            return spec
+    raise ConfigError(f"no {source} dataset of the config downloads into {root}")
+
+
+def openneuro_object(config: dict[str, Any], root: str | os.PathLike, key: str) -> dict[str, Any]:
+    """What the download rule of one OpenNeuro file needs: its S3 key, size and ETag from
+    the pinned listing, and the mirror (``base_url``)."""
+    from rrlsrn.data.sources import openneuro_listing
+
+    spec = download_spec(config, "openneuro", root)
+    listing = openneuro_listing(spec)
+    obj = next((o for o in listing.objects if o.key == key), None)
+    if obj is None:
+        raise ConfigError(f"openneuro {spec['dataset']} {spec['snapshot']}: no file {key}")
+    return {
+        "dataset": spec["dataset"],
+        "key": obj.key,
+        "size": obj.size,
+        "etag": obj.etag,
+        "base_url": spec.get("base_url"),
+    }
+
+
 def slice_options(config: dict[str, Any], dataset: str) -> dict[str, Any]:
     """How ``dataset``'s volumes become slices: SliceOptions' fields set in its config."""
     spec = config["datasets"][dataset]

@@ -128,6 +128,10 @@ def slice_options(wildcards):
     return pipeline.slice_options(config, wildcards.dataset)
 
 
+def unit_facts(wildcards):
+    return pipeline.unit_facts(config, wildcards.dataset)
+
+
 def dataset_split(wildcards):
     return pipeline.dataset_split(config, wildcards.dataset)
 
@@ -313,3 +317,12 @@ def kirby21_base_url(wildcards):
 def mialsrtk_base_url(wildcards):
     urls = [d.get("base_url") for d in config["datasets"].values() if d.get("download")]
     return next((u for u in urls if u), None)
+
+
+def ixi_spec(wildcards):
+    return pipeline.download_spec(config, "ixi", wildcards.ixi_root)
+
+
+def openneuro_file_params(wildcards):
+    root = f"{wildcards.openneuro_root}/{wildcards.accession}"
+    return pipeline.openneuro_object(config, root, wildcards.key)

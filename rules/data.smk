@@ -55,6 +55,7 @@ rule manifest:
     params:
         units=dataset_units,
         split=dataset_split,
+        facts=unit_facts,
     script:
         "../workflow_scripts/manifest.py"
 
@@ -92,3 +93,55 @@ rule mialsrtk_sample:
         base_url=mialsrtk_base_url,
     script:
         "../workflow_scripts/mialsrtk_sample.py"
+
+
+rule ixi_archive:
+    output:
+        "{ixi_root}/IXI-{contrast}.index.tsv",
+    log:
+        "{ixi_root}/logs/IXI-{contrast}.log",
+    wildcard_constraints:
+        contrast="T1|T2|PD",
+        ixi_root=NOT_EMBEDDED,
+    retries: 3
+    conda:
+        "../envs/rrlsrn.yaml"
+    params:
+        spec=ixi_spec,
+    script:
+        "../workflow_scripts/ixi_archive.py"
+
+
+rule ixi_volume:
+    input:
+        "{ixi_root}/IXI-{contrast}.index.tsv",
+    output:
+        "{ixi_root}/IXI-{contrast}/{subject}-{contrast}.nii.gz",
+    log:
+        "{ixi_root}/logs/IXI-{contrast}/{subject}.log",
+    wildcard_constraints:
+        contrast="T1|T2|PD",
+        subject=r"IXI\d{3}-(Guys|HH|IOP)-\d{4}",
+        ixi_root=NOT_EMBEDDED,
+    conda:
+        "../envs/rrlsrn.yaml"
+    script:
+        "../workflow_scripts/ixi_volume.py"
+
+
+rule openneuro_file:
+    output:
+        "{openneuro_root}/{accession}/{key}",
+    log:
+        "{openneuro_root}/logs/{accession}/{key}.log",
+    wildcard_constraints:
+        accession=r"ds\d{6}",
+        key=r"sub-[^/]+/(ses-[^/]+/)?anat/[^/]+\.nii(\.gz)?",
+        openneuro_root=NOT_EMBEDDED,
+    retries: 3
+    conda:
+        "../envs/rrlsrn.yaml"
+    params:
+        obj=openneuro_file_params,
+    script:
+        "../workflow_scripts/openneuro_file.py"

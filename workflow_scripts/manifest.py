@@ -8,5 +8,5 @@ with log_to(snakemake.log[0]):  # noqa: F821
 
     sm = snakemake  # noqa: F821
     files = dict(zip(sm.params.units, sm.input, strict=True))
-    table = manifest(files, sm.params.split, sm.wildcards.dataset)
+    table = manifest(files, sm.params.split, sm.wildcards.dataset, sm.params.facts)
     write_text_atomic(sm.output[0], table.to_csv(sep="\t", index=False))

@@ -206,13 +206,15 @@ def _units_of_folder(folder: Path, mask_suffix: str) -> dict[str, dict[str, Any]
     from rrlsrn.data import ixi
     from rrlsrn.data.sources import bids_anat, folder_volumes
 
-    if any(folder.glob("sub-*")):
+    if any(p.is_dir() for p in folder.glob("sub-*")):
         volumes = bids_anat(folder)
     else:
         volumes = folder_volumes({"path": str(folder), "mask_suffix": mask_suffix})
     units = {}
     for unit, volume in volumes.items():
         person, site = volume.person or unit, volume.site
+        if unit.startswith("sub-"):  # BIDS-style names in a flat folder
+            person = unit.split("_")[0]
         try:
             name = ixi.parse_name(volume.path.name)
             person, site = ixi.person_of(name.subject), name.site

@@ -17,12 +17,19 @@ import pandas as pd
 
 from rrlsrn.io import load_npz, sha256sum
 
+FACTS = ("site", "contrast", "licence", "download")
+
 
 def manifest(
-    files: Mapping[str, str | os.PathLike], roles: Mapping[str, str], dataset: str
+    files: Mapping[str, str | os.PathLike],
+    roles: Mapping[str, str],
+    dataset: str,
+    facts: Mapping[str, Mapping[str, str | None]] | None = None,
 ) -> pd.DataFrame:
-    """One row per prepared file ``{unit: npz path}``: provenance and processing facts."""
+    """One row per prepared file ``{unit: npz path}``: provenance and processing facts,
+    with the source's ``facts`` per unit (site, contrast, licence, what was downloaded)."""
     rows = []
+    facts = facts or {}
     for unit, path in sorted(files.items()):
         data = load_npz(path)
         hr = data["hr"]
@@ -44,6 +51,7 @@ def manifest(
                 "mask": str(data["mask_source"]) if "mask_source" in data else "computed",
                 "mask_fraction": float(data["mask"].mean()),
                 "options": str(data["options"]) if "options" in data else json.dumps({}),
+                **{k: facts.get(unit, {}).get(k) or "" for k in FACTS},
             }
         )
     return pd.DataFrame(rows)
@@ -52,9 +60,11 @@ def manifest(
 def summary(manifests: Sequence[pd.DataFrame]) -> pd.DataFrame:
     """Per dataset and role: units, slices, slice sizes, voxel sizes, intensity clips."""
     table = pd.concat(manifests, ignore_index=True)
+    for column in FACTS:  # manifests written before these columns existed
+        table[column] = table[column].fillna("") if column in table else ""
 
     def distinct(values: pd.Series) -> str:
-        return ", ".join(sorted(set(values)))
+        return ", ".join(sorted({v for v in values if v}))
 
     grouped = table.groupby(["dataset", "role"], sort=True)
     out = grouped.agg(
@@ -64,6 +74,9 @@ def summary(manifests: Sequence[pd.DataFrame]) -> pd.DataFrame:
         spacing_mm=("spacing_mm", distinct),
         intensity_clip_high=("intensity_clip", _high_range),
         mask_fraction=("mask_fraction", "mean"),
+        sites=("site", distinct),
+        contrasts=("contrast", distinct),
+        licence=("licence", distinct),
     ).reset_index()
     return out
 
@@ -89,7 +102,11 @@ SUMMARY_COLUMNS = (
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """Load a manifest TSV written by the workflow; a clear error names a bad file."""
     try:
-        table = pd.read_csv(Path(path), sep="\t", dtype={"unit": str, "slice_shape": str})
+        table = pd.read_csv(
+            Path(path),
+            sep="\t",
+            dtype={"unit": str, "slice_shape": str, **dict.fromkeys(FACTS, str)},
+        )
     except Exception as exc:
         raise ValueError(f"{path}: cannot read manifest: {exc}") from exc
     missing = [c for c in SUMMARY_COLUMNS if c not in table.columns]
