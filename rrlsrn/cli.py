@@ -510,7 +510,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", type=fraction, default=0.2, help="share of persons in test (0.2)")
     p.add_argument("--mask-suffix", default="_mask", help="flat folder: <volume><suffix> masks")
     p.add_argument(
-        "-o", "--output", type=Path, help="write here (paths relative to it) instead of stdout"
+        "-o",
+        "--output",
+        type=Path,
+        help="write here instead of stdout (paths relative to it; absolute for an absolute FOLDER)",
     )
     p.set_defaults(func=cmd_data_sheet)
     p = data.add_parser(

@@ -22,6 +22,7 @@ from rrlsrn.degrade import make_degradation
 from rrlsrn.io import load_slices, write_text_atomic
 from rrlsrn.models import RRLSRN, count_parameters
 from rrlsrn.train import bicubic_validation_psnr, evenly_spaced
+from rrlsrn.weights import history_path
 
 LICENCE = (
     "Weights: MIT, as the rest of rrlsrn-bench. Training data: OpenNeuro ds002748 "
@@ -128,13 +129,6 @@ def ship_weights(
         lines += [f"| {s} | {p:.2f} | {r:.1f} |" for s, p, r, _ in curve]
     write_text_atomic(md_path, "\n".join(lines) + "\n")
     return pt_path, md_path
-
-
-def history_path(name: str, dest_dir: str | os.PathLike | None = None) -> Path:
-    """``<name>.history.csv`` beside the shipped weights: their whole training log."""
-    from rrlsrn.weights import WEIGHTS_DIR
-
-    return Path(dest_dir or WEIGHTS_DIR) / f"{name}.history.csv"
 
 
 def augmentation_text(settings: dict[str, Any]) -> str:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import hashlib
 import io
+import json
 import math
 import os
 import re
@@ -354,10 +356,33 @@ def protocol_degradation(
 
 def dataset_volumes(config: dict[str, Any], dataset: str) -> dict[str, Volume]:
     """Unit id -> HR volume (+ mask) of a configured dataset."""
+    spec = config["datasets"][dataset]
     try:
-        return list_volumes(config["datasets"][dataset])
+        key = json.dumps(spec, sort_keys=True, default=str)
+        return dict(_listed_volumes(key, _listing_stamp(spec)))
     except (OSError, ValueError, DownloadError) as error:
         raise ConfigError(f"dataset {dataset!r}: {error}") from error
+
+
+@functools.lru_cache(maxsize=64)
+def _listed_volumes(spec_json: str, stamp: tuple[int, ...]) -> dict[str, Volume]:
+    """:func:`list_volumes` of a spec, once per spec and state of its files (every input
+    function of every job asks for its dataset's volumes while Snakemake plans)."""
+    return list_volumes(json.loads(spec_json))
+
+
+def _listing_stamp(spec: Mapping[str, Any]) -> tuple[int, ...]:
+    """Modification times of what a source lists its volumes from (its folder or sheet,
+    IXI's index, OpenNeuro's cached listing): a change lists them again."""
+    from rrlsrn.data import ixi
+    from rrlsrn.data.sources import openneuro_root
+
+    paths = [Path(spec["path"]).expanduser()] if "path" in spec else []
+    if spec.get("source") == "ixi":
+        paths.append(ixi.index_path(Path(spec.get("path", "data/ixi")), spec.get("contrast", "T1")))
+    elif spec.get("source") == "openneuro" and "dataset" in spec:
+        paths.append(openneuro_root(spec))
+    return tuple(p.stat().st_mtime_ns if p.exists() else -1 for p in paths)
 
 
 def switched_off(spec: Mapping[str, Any] | None) -> bool:
@@ -739,8 +764,8 @@ def shipped_histories(
     weights it runs as they are (preset ``none``) or its training starts from (``init:
     shipped``), or None (another start, or weights shipped without a history).  The
     training curves draw it, joined to the run's own training."""
-    from rrlsrn.modelcard import history_path
     from rrlsrn.settings import make_settings
+    from rrlsrn.weights import history_path
 
     out: dict[str, str | None] = {}
     for method in methods:

@@ -89,7 +89,7 @@ def _row_problem(row: dict[str, str]) -> str | None:
     return f"{where}: {error.message}" if where else error.message
 
 
-def _header_problem(sheet: Path, header: list[str] | None) -> str | None:
+def _header_problem(sheet: Path, header: list[str] | None, line: int = 1) -> str | None:
     if not header:
         return f"{sheet}: empty sheet; its first line names the columns ({', '.join(COLUMNS)})"
     unknown = [c for c in header if c not in COLUMNS]
@@ -109,7 +109,7 @@ def _header_problem(sheet: Path, header: list[str] | None) -> str | None:
             if part
         )
         return (
-            f"{sheet} line 1: {what}; columns: subject, volume, role (required), "
+            f"{sheet} line {line}: {what}; columns: subject, volume, role (required), "
             "mask, person, site, contrast (optional)"
         )
     return None
@@ -149,7 +149,7 @@ def _read_sheet(path: str, size: int, mtime_ns: int) -> dict[str, SheetRow]:
     if not kept:
         raise SheetError(f"{sheet}: empty sheet; its first line names the columns")
     header = [c.strip() for c in kept[0][1].split("\t")]
-    if problem := _header_problem(sheet, header):
+    if problem := _header_problem(sheet, header, kept[0][0]):
         raise SheetError(problem)
     rows: dict[str, SheetRow] = {}
     role_of_person: dict[str, tuple[str, int]] = {}
@@ -242,8 +242,8 @@ def draft_sheet(
     """A sample sheet (TSV text) for the volumes of ``folder``: a BIDS tree (every anat
     volume, masks from ``derivatives``) or a flat folder (masks named
     ``<volume><mask_suffix>``), split by person with :func:`~rrlsrn.data.splits.person_split`.
-    Paths are written relative to ``relative_to`` (default: the current folder), where the
-    sheet is meant to be saved."""
+    Paths are absolute when ``folder`` is, else relative to ``relative_to`` (default: the
+    current folder), where the sheet is meant to be saved."""
     folder = Path(folder).expanduser()
     units = _units_of_folder(folder, mask_suffix)
     roles = person_split(

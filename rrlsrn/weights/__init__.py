@@ -6,6 +6,7 @@ They are trained from scratch on the embedded training subjects only (preset
 
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -28,3 +29,8 @@ def shipped_weights_path(name: str) -> Path:
 def shipped_weights() -> list[str]:
     """Names of the shipped checkpoints."""
     return sorted(p.stem for p in WEIGHTS_DIR.glob("*.pt"))
+
+
+def history_path(name: str, dest_dir: str | os.PathLike | None = None) -> Path:
+    """``<name>.history.csv`` beside the shipped weights: their whole training log."""
+    return Path(dest_dir or WEIGHTS_DIR) / f"{name}.history.csv"
