@@ -25,6 +25,7 @@ include: "rules/infer.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
 include: "rules/protocols.smk"
+include: "rules/transfer.smk"
 
 
 rule all:
@@ -32,3 +33,4 @@ rule all:
     input:
         all_outputs(),
         protocol_outputs(),
+        transfer_outputs(),

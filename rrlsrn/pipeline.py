@@ -240,6 +240,7 @@ def check_config(config: dict[str, Any], plugin_dirs: Sequence[str] = ()) -> Non
     check_protocols(config)
     for dataset in config["datasets"]:
         dataset_split(config, dataset)
+    check_training_data(config)
 
 
 def settle_config(
@@ -396,7 +397,8 @@ def drop_datasets(config: dict[str, Any]) -> list[str]:
     skipped, naming the tables and rows the run will lack.  Run before the schema's
     defaults are filled in; raises :class:`ConfigError` when no dataset is left."""
     datasets = config["datasets"]
-    for name in [n for n, spec in datasets.items() if switched_off(spec)]:
+    left_out = [n for n, spec in datasets.items() if switched_off(spec)]
+    for name in left_out:
         del datasets[name]
     notices = []
     for name, spec in list(datasets.items()):
@@ -408,6 +410,7 @@ def drop_datasets(config: dict[str, Any]) -> list[str]:
             if not is_missing(error):
                 continue  # a mistake in the dataset: check_config reports it
             del datasets[name]
+            left_out.append(name)
             notices.append(
                 f"dataset {name!r} left out (on_missing: skip): {error}. Missing from this "
                 f"run: {', '.join(dataset_outputs(name))}, its rows of table6_runtime and "
@@ -417,6 +420,35 @@ def drop_datasets(config: dict[str, Any]) -> list[str]:
         raise ConfigError(
             "config: datasets: every dataset is switched off or missing; keep at least one"
         )
+    return notices + _prune_training_sets(config, left_out)
+
+
+def _prune_training_sets(config: dict[str, Any], left_out: Sequence[str]) -> list[str]:
+    """Take the datasets left out of the run out of ``train_on`` and ``transfer`` too: a
+    transfer row with none left goes (named); ``train_on`` with none left stops the run."""
+    notices: list[str] = []
+    names = config.get("train_on")
+    gone = [n for n in names or () if n in left_out]
+    if gone:
+        names[:] = [n for n in names if n not in gone]
+        if not names:
+            raise ConfigError(f"config: train_on: its datasets {gone} are all left out of the run")
+        notices.append(f"train_on: trains without {', '.join(map(repr, gone))} (left out)")
+    transfer = config.get("transfer") or {}
+    for row, names in list(transfer.items()):
+        gone = [n for n in names if n in left_out]
+        if not gone:
+            continue
+        names[:] = [n for n in names if n not in gone]
+        notices.append(
+            f"transfer.{row}: trains without {', '.join(map(repr, gone))} (left out)"
+            if names
+            else f"transfer.{row}: its datasets are left out; the transfer table lacks its row"
+        )
+        if not names:
+            del transfer[row]
+    if "transfer" in config and not transfer:
+        del config["transfer"]
     return notices
 
 
@@ -530,6 +562,60 @@ def openneuro_object(config: dict[str, Any], root: str | os.PathLike, key: str) 
         "etag": obj.etag,
         "base_url": spec.get("base_url"),
     }
+
+
+def training_datasets(config: dict[str, Any]) -> list[str]:
+    """The datasets whose train and val units train the run's models (``train_on``;
+    default: every dataset of the run)."""
+    return list(config.get("train_on") or config["datasets"])
+
+
+def transfer_sets(config: dict[str, Any]) -> dict[str, list[str]]:
+    """The transfer table's extra training data: name -> datasets (``transfer``)."""
+    return {name: list(sets) for name, sets in (config.get("transfer") or {}).items()}
+
+
+def training_units(config: dict[str, Any], datasets: Sequence[str], role: str) -> list[str]:
+    """``dataset/unit`` of every unit with ``role`` in ``datasets`` (train or val)."""
+    return [f"{d}/{u}" for d in datasets for u in subjects_with_role(config, d, role)]
+
+
+def check_training_data(config: dict[str, Any]) -> None:
+    """``train_on`` and every ``transfer`` set must name datasets of the run that hold
+    train and val units (when the run trains); ``transfer`` needs training and bicubic
+    (the reference of its gains).  Raises :class:`ConfigError` naming the key."""
+    sets = {"train_on": training_datasets(config)}
+    sets.update({f"transfer.{k}": v for k, v in transfer_sets(config).items()})
+    for where, names in sets.items():
+        unknown = [n for n in names if n not in config["datasets"]]
+        if unknown:
+            raise ConfigError(
+                f"config: {where}: {', '.join(map(repr, unknown))} "
+                f"{'is' if len(unknown) == 1 else 'are'} not a dataset of the run; "
+                f"datasets: {', '.join(config['datasets'])}"
+            )
+    if transfer_sets(config):
+        if not trains(config):
+            raise ConfigError(
+                f"config: transfer: preset {NO_TRAINING!r} trains nothing; choose a training "
+                "preset (e.g. pretrain) to train the transfer rows"
+            )
+        if not learned_methods(config):
+            raise ConfigError("config: transfer: the run has no learned method to train")
+        if PROTOCOL_REFERENCE not in config["methods"]:
+            raise ConfigError(
+                f"config: transfer: the gains are over the {PROTOCOL_REFERENCE} method; "
+                f"add {PROTOCOL_REFERENCE!r} to methods"
+            )
+    if not trains(config) or not learned_methods(config):
+        return
+    for where, names in sets.items():
+        for role in ("train", "val"):
+            if not training_units(config, names, role):
+                raise ConfigError(
+                    f"config: {where}: datasets {names} have no {role} unit to train with; "
+                    f"give some units the role {role!r} (the dataset's split)"
+                )
 
 
 def slice_options(config: dict[str, Any], dataset: str) -> dict[str, Any]:

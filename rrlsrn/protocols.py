@@ -146,7 +146,7 @@ def run_protocol(
     return evaluate_method(sr_files, data_files, subjects, metrics_out, method, dataset, shave)
 
 
-def _cell(row: pd.Series, signed: bool) -> str:
+def gain_cell(row: pd.Series, signed: bool) -> str:
     if row is None or np.isnan(row["mean"]):
         return "–"
     f = "{:+.2f}" if signed else "{:.2f}"
@@ -180,7 +180,7 @@ def sensitivity_table(
                 for protocol in protocols:
                     key = (protocol, dataset, metric, method, quantity)
                     found = index.loc[key] if key in index.index else None
-                    cells.append(_cell(found, signed=quantity == "gain"))
+                    cells.append(gain_cell(found, signed=quantity == "gain"))
                 if any(c != "–" for c in cells):
                     rows.append({**row, **dict(zip(protocols, cells, strict=True))})
     return pd.DataFrame(rows)

@@ -86,8 +86,11 @@ def subject_files(dataset, role):
     )
 
 
-def training_files(role):
-    return [f for dataset in DATASETS for f in subject_files(dataset, role)]
+def training_files(role, datasets=None):
+    """The prepared train or val files of the run's training data (``train_on``) or of
+    ``datasets``."""
+    names = pipeline.training_datasets(config) if datasets is None else datasets
+    return [f for dataset in names for f in subject_files(dataset, role)]
 
 
 def prepared_units(dataset):

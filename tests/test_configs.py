@@ -12,7 +12,14 @@ from conftest import REPO
 
 from rrlsrn import pipeline
 
-OVERLAYS = ["x4.yaml", "protocols.yaml", "published.yaml", "pretrain.yaml", "smoke.yaml"]
+OVERLAYS = [
+    "x4.yaml",
+    "protocols.yaml",
+    "published.yaml",
+    "pretrain.yaml",
+    "smoke.yaml",
+    "transfer.yaml",
+]
 DEFAULT = yaml.safe_load((REPO / "config.yaml").read_text())
 
 
