@@ -19,6 +19,7 @@ report: "report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/protocol_inputs.smk"
+include: "rules/transfer_inputs.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/infer.smk"
