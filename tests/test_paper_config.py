@@ -196,3 +196,16 @@ def test_misspelt_dataset_key_fails_naming_it(tmp_path, paper_run):
     output = proc.stdout + proc.stderr
     assert "config: unknown key 'split_polcy' in datasets.kirby21; allowed keys: " in output
     assert "split_policy" in output
+
+
+def test_kirby21_and_fetal_only_as_the_readme_says(tmp_path, paper_run):
+    (tmp_path / "namic").rename(tmp_path / "namic-elsewhere")  # NAMIC not at hand
+    args = [*paper_run, "--replace-workflow-config"]
+    failed = run_snakemake(args, tmp_path, check=False)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode != 0 and "dataset 'namic': no NAMIC case found" in output
+    proc = run_snakemake([*args, "--config", "datasets={namic: null}"], tmp_path)
+    counts = job_counts(proc.stdout + proc.stderr)
+    assert counts["prepare_subject"] == 42 + 6  # Kirby 21 and the fetal stacks only
+    assert (counts["super_resolve"], counts["evaluate"]) == (14 * (5 + 6), 14 * 2)
+    assert "table1to3_kirby21" in proc.stdout and "table1to3_namic" not in proc.stdout
