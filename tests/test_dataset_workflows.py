@@ -17,6 +17,7 @@ from xml.sax.saxutils import escape
 import nibabel as nib
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 from conftest import job_counts, local_http_server, run_snakemake
 
@@ -169,3 +170,21 @@ def test_ixi_and_openneuro_are_downloaded_checked_and_prepared_by_the_workflow(t
     spec = {"source": "ixi", "path": str(ixi_root), "limit": 2, "val_fraction": 0}
     split = pipeline.dataset_split({"datasets": {"ixi": spec}}, "ixi")
     assert sorted(split) == IXI_SUBJECTS[:2] and sorted(split.values()) == ["test", "train"]
+
+
+def test_fetch_ixi_command_downloads_and_indexes_then_the_source_lists_it(tmp_path, capsys):
+    from rrlsrn.cli import main
+
+    files = {"ixi/IXI-T1.tar": _ixi_tar(), "ixi/IXI.xls": b"demographics"}
+    root = tmp_path / "ixi"
+    spec = {"source": "ixi", "path": str(root)}
+    with pytest.raises(pipeline.ConfigError, match="rrlsrn data fetch-ixi .* --contrast T1"):
+        pipeline.dataset_volumes({"datasets": {"ixi": spec}}, "ixi")
+    with local_http_server(_handler(files, [])) as url:
+        assert main(["data", "fetch-ixi", str(root), "--base-url", f"{url}/ixi"]) == 0
+    out = capsys.readouterr().out
+    assert "IXI T1: 3 subjects indexed" in out and "CC BY-SA 3.0" in out
+    volumes = pipeline.dataset_volumes({"datasets": {"ixi": spec}}, "ixi")
+    assert list(volumes) == IXI_SUBJECTS
+    assert [v.site for v in volumes.values()] == ["Guys", "HH", "IOP"]
+    assert not (root / "IXI-T1").exists()  # extracted by the workflow, subject by subject
