@@ -171,7 +171,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def s3(monkeypatch) -> Iterator[tuple[str, Fake]]:
     sleeps: list[float] = []
     monkeypatch.setattr(rrlsrn.data.download.time, "sleep", sleeps.append)
-    monkeypatch.setattr(openneuro.time, "sleep", sleeps.append)
     monkeypatch.delenv(openneuro.URL_ENV, raising=False)
     fake = Fake()
     handler = type("BoundHandler", (Handler,), {"fake": fake})
@@ -252,7 +251,7 @@ def test_get_bytes_retries_then_fails(s3):
 
 
 def test_get_bytes_connection_refused(monkeypatch):
-    monkeypatch.setattr(openneuro.time, "sleep", lambda s: None)
+    monkeypatch.setattr(rrlsrn.data.download.time, "sleep", lambda s: None)
     with local_http_server(Handler) as base:
         pass  # the port is closed again
     with pytest.raises(DownloadError, match=r"127\.0\.0\.1.*after 2 tries"):

@@ -22,12 +22,14 @@ import urllib.request
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
+from typing import TypeVar
 
 from tqdm import tqdm
 
 from rrlsrn.io import atomic_path, sha256sum
 
 _log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 USER_AGENT = "rrlsrn-bench/0.1 (python urllib)"
 _RETRY_STATUS = {408, 429}
@@ -63,6 +65,80 @@ def _retry_after(exc: urllib.error.HTTPError) -> float:
         return min(float(value), _MAX_RETRY_AFTER_S) if value is not None else 0.0
     except ValueError:
         return 0.0
+
+
+def _retrying(
+    call: Callable[[], T],
+    *,
+    url: str,
+    what: str,
+    tries: int,
+    backoff_s: float,
+    fail: Callable[[str], Exception],
+    transient: tuple[type[BaseException], ...] = (),
+) -> T:
+    """``call()`` with retries: transient failures (connection errors, timeouts, HTTP
+    5xx/408/429, ``transient``) are tried ``tries`` times in all with back-off
+    ``backoff_s * 2**k`` (at least a server's ``Retry-After``); other HTTP errors raise
+    ``fail(reason)`` at once, the last failure ``fail(reason (after N tries))``."""
+    if tries < 1:
+        raise ValueError(f"tries must be at least 1, got {tries}")
+    for attempt in range(1, tries + 1):
+        delay = backoff_s * 2 ** (attempt - 1)
+        try:
+            return call()
+        except urllib.error.HTTPError as exc:
+            exc.close()
+            reason = f"HTTP {exc.code} {exc.reason}"
+            if exc.code < 500 and exc.code not in _RETRY_STATUS:
+                raise fail(reason) from exc
+            delay = max(delay, _retry_after(exc))
+            last: BaseException = exc
+        except (*transient, OSError, http.client.HTTPException) as exc:
+            # OSError covers URLError, connection resets and socket timeouts.
+            reason = f"{type(exc).__name__}: {exc}"
+            last = exc
+        if attempt == tries:
+            raise fail(f"{reason} (after {tries} tries)") from last
+        _log.warning(
+            "%s of %s failed (%s), try %d of %d; retrying in %.1f s",
+            what,
+            url,
+            reason,
+            attempt,
+            tries,
+            delay,
+        )
+        time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def fetch_bytes(
+    url: str,
+    *,
+    tries: int = 4,
+    backoff_s: float = 1.0,
+    timeout_s: float = 60,
+    missing_ok: bool = False,
+) -> bytes | None:
+    """The body of a small GET (a listing, a JSON file), retried as :func:`download`
+    retries; None for an HTTP 404 when ``missing_ok``.  Raises :class:`DownloadError`."""
+
+    def get() -> bytes | None:
+        request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+                return resp.read()
+        except urllib.error.HTTPError as exc:
+            if exc.code == 404 and missing_ok:
+                exc.close()
+                return None
+            raise
+
+    def fail(reason: str) -> DownloadError:
+        return DownloadError(f"could not fetch {url}: {reason}")
+
+    return _retrying(get, url=url, what="fetching", tries=tries, backoff_s=backoff_s, fail=fail)
 
 
 def _attempt(
@@ -176,7 +252,6 @@ def download(
             kept = f"; the partial file {part} ({part.stat().st_size} bytes) is kept for resuming"
         return DownloadError(f"could not download {url} to {dest}: {reason}{kept}")
 
-    total: int | None = None
     with tqdm(
         desc=dest.name,
         unit="B",
@@ -185,40 +260,22 @@ def download(
         disable=not progress,
         leave=False,
     ) as bar:
-        for attempt in range(1, tries + 1):
-            delay = backoff_s * 2 ** (attempt - 1)
-            try:
-                total = _attempt(
-                    url,
-                    part,
-                    timeout_s=timeout_s,
-                    chunk=chunk,
-                    bar=bar,
-                    expected_size=expected_size,
-                )
-                break
-            except urllib.error.HTTPError as exc:
-                exc.close()
-                reason = f"HTTP {exc.code} {exc.reason}"
-                if exc.code < 500 and exc.code not in _RETRY_STATUS:
-                    raise fail(reason) from exc
-                delay = max(delay, _retry_after(exc))
-                last: BaseException = exc
-            except (_TransientError, OSError, http.client.HTTPException) as exc:
-                # OSError covers URLError, connection resets and socket timeouts.
-                reason = f"{type(exc).__name__}: {exc}"
-                last = exc
-            if attempt == tries:
-                raise fail(f"{reason} (after {tries} tries)") from last
-            _log.warning(
-                "download of %s failed (%s), try %d of %d; retrying in %.1f s",
+        total = _retrying(
+            lambda: _attempt(
                 url,
-                reason,
-                attempt,
-                tries,
-                delay,
-            )
-            time.sleep(delay)
+                part,
+                timeout_s=timeout_s,
+                chunk=chunk,
+                bar=bar,
+                expected_size=expected_size,
+            ),
+            url=url,
+            what="download",
+            tries=tries,
+            backoff_s=backoff_s,
+            fail=fail,
+            transient=(_TransientError,),
+        )
     problem = _verify(part, total, expected_size, sha256)
     if problem:
         part.unlink(missing_ok=True)

@@ -15,12 +15,10 @@ Imported at workflow parse time: standard library (and the download helpers) onl
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import logging
 import os
 import re
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -30,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from rrlsrn.data.download import USER_AGENT, DownloadError, download
+from rrlsrn.data.download import DownloadError, download, fetch_bytes
 from rrlsrn.io import write_text_atomic
 
 _log = logging.getLogger(__name__)
@@ -39,8 +37,6 @@ S3_URL = "https://s3.amazonaws.com/openneuro.org"
 URL_ENV = "RRLSRN_OPENNEURO_URL"
 ACCESSION = re.compile(r"ds\d{6}")
 
-_RETRY_STATUS = {408, 429}
-_MAX_RETRY_AFTER_S = 60.0
 _MD5 = re.compile(r"[0-9a-f]{32}")
 _DOI_VERSION = re.compile(r"\.v(\d+(?:\.\d+)*)\s*$")
 _CHANGES_VERSION = re.compile(r"^\s*v?(\d+\.\d+(?:\.\d+)*)(?:\s|$|:|,)")
@@ -72,57 +68,10 @@ class S3Object:
         return etag if _MD5.fullmatch(etag) else None
 
 
-def _retry_after(exc: urllib.error.HTTPError) -> float:
-    value = exc.headers.get("Retry-After") if exc.headers is not None else None
-    try:
-        return min(float(value), _MAX_RETRY_AFTER_S) if value is not None else 0.0
-    except ValueError:
-        return 0.0
-
-
-def _get(
-    url: str, *, tries: int, backoff_s: float, timeout_s: float, missing_ok: bool
-) -> bytes | None:
-    """GET ``url`` with retries; None for a 404 when ``missing_ok``."""
-    if tries < 1:
-        raise ValueError(f"tries must be at least 1, got {tries}")
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    for attempt in range(1, tries + 1):
-        delay = backoff_s * 2 ** (attempt - 1)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as resp:
-                return resp.read()
-        except urllib.error.HTTPError as exc:
-            exc.close()
-            reason = f"HTTP {exc.code} {exc.reason}"
-            if exc.code == 404 and missing_ok:
-                return None
-            if exc.code < 500 and exc.code not in _RETRY_STATUS:
-                raise DownloadError(f"could not fetch {url}: {reason}") from exc
-            delay = max(delay, _retry_after(exc))
-            last: BaseException = exc
-        except (OSError, http.client.HTTPException) as exc:
-            # OSError covers URLError, connection resets and socket timeouts.
-            reason = f"{type(exc).__name__}: {exc}"
-            last = exc
-        if attempt == tries:
-            raise DownloadError(f"could not fetch {url}: {reason} (after {tries} tries)") from last
-        _log.warning(
-            "fetching %s failed (%s), try %d of %d; retrying in %.1f s",
-            url,
-            reason,
-            attempt,
-            tries,
-            delay,
-        )
-        time.sleep(delay)
-    raise AssertionError("unreachable")
-
-
 def get_bytes(url: str, *, tries: int = 4, backoff_s: float = 1.0, timeout_s: float = 60) -> bytes:
     """The body of a small GET, retried on 5xx/408/429 and connection errors with
     back-off ``backoff_s * 2**k``; raises :class:`DownloadError` naming ``url``."""
-    body = _get(url, tries=tries, backoff_s=backoff_s, timeout_s=timeout_s, missing_ok=False)
+    body = fetch_bytes(url, tries=tries, backoff_s=backoff_s, timeout_s=timeout_s)
     assert body is not None
     return body
 
@@ -215,7 +164,7 @@ def fetch_listing(dataset: str, snapshot: str, *, base_url: str | None = None) -
     check_accession(dataset)
     base = base_url_of(base_url)
     url = f"{base}/{dataset}/dataset_description.json"
-    body = _get(url, tries=4, backoff_s=1.0, timeout_s=60, missing_ok=True)
+    body = fetch_bytes(url, missing_ok=True)
     if body is None:
         raise DownloadError(
             f"openneuro {dataset}: {url} not found (HTTP 404); is {dataset} an OpenNeuro "
@@ -230,7 +179,7 @@ def fetch_listing(dataset: str, snapshot: str, *, base_url: str | None = None) -
     held = snapshot_of(description, None)
     if held is None:
         changes_url = f"{base}/{dataset}/CHANGES"
-        changes = _get(changes_url, tries=4, backoff_s=1.0, timeout_s=60, missing_ok=True)
+        changes = fetch_bytes(changes_url, missing_ok=True)
         held = snapshot_of(description, changes.decode("utf-8", "replace") if changes else None)
         if held is None:
             raise ValueError(
