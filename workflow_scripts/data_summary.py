@@ -13,6 +13,7 @@ with log_to(snakemake.log[0]):  # noqa: F821
     write_table(
         table,
         Path(sm.output.csv).with_suffix(""),
-        caption="Data: units, slices per role, slice and voxel sizes, intensity clips",
+        caption="Data: units, slices per role, slice and voxel sizes, intensity clips, sites, "
+        "contrasts and licences",
     )
     print(table.to_string())
