@@ -115,8 +115,10 @@ def transfer_figure(
             for j, d in enumerate(datasets):
                 if (r, d, method) in index.index:
                     row = index.loc[(r, d, method)]
-                    ax.text(j, i, gain_cell(row, True).replace(" [", "\n["), ha="center",
-                            va="center", fontsize=7.5)  # fmt: skip
+                    dark = abs(grids[method][i, j]) > 0.6 * limit  # white on deep colours
+                    text = gain_cell(row, True).replace(" [", "\n[")
+                    colour = "white" if dark else "black"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7.5, color=colour)
         ax.set_xticks(range(len(datasets)), datasets, rotation=20, ha="right")
         ax.set_yticks(range(len(names)), [row_label(r, rows[r]) for r in names])
         ax.set_xlabel("tested on")
