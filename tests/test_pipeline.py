@@ -390,7 +390,7 @@ def test_the_default_config_passes_every_check(config):
             {"scael": 2},
             "config: unknown key 'scael' at the top level; allowed keys: datasets, "
             "degradation, evaluation, lapsrn_mat, method_specs, methods, protocols, results, "
-            "scale, scales, training",
+            "scale, scales, train_on, training, transfer",
         ),
         (
             {"training": {"preset": "demo", "overrides": {}, "devic": "cpu"}},
