@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,63 @@ def local_http_server(handler: Callable[..., http.server.BaseHTTPRequestHandler]
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+@dataclass
+class FileServer:
+    """What :class:`RangeHandler` serves and how it misbehaves; tests change it between
+    requests (downloads of archives and files against 127.0.0.1)."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    fail_first: int = 0  # answer this many requests with fail_status
+    fail_status: int = 500
+    cut_after: int | None = None  # send this many body bytes, then close (once)
+    ignore_range: bool = False
+    garbage: bool = False
+    requests: list[dict[str, str]] = field(default_factory=list)
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves ``behaviour.files`` by path, with ``Range`` support and injected failures."""
+
+    behaviour: FileServer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        b = self.behaviour
+        b.requests.append({"path": self.path, **dict(self.headers.items())})
+        if b.fail_first > 0:
+            b.fail_first -= 1
+            self.send_error(b.fail_status, "injected failure")
+            return
+        if self.path not in b.files:
+            self.send_error(404, "no such file")
+            return
+        data = b.files[self.path]
+        if b.garbage:
+            data = bytes(reversed(data))
+        start = 0
+        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
+        if match and not b.ignore_range:
+            start = int(match.group(1))
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if b.cut_after is not None:
+            body, b.cut_after = body[: b.cut_after], None
+        self.wfile.write(body)
 
 
 def run_snakemake(

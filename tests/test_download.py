@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import os
 import re
 import tarfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import local_http_server
+from conftest import FileServer, RangeHandler, local_http_server
 
 from rrlsrn.data.download import (
     ArchiveError,
@@ -26,63 +24,10 @@ from rrlsrn.data.download import (
 PAYLOAD = os.urandom(300_000)
 
 
-@dataclass
-class Behaviour:
-    """What the test server does; tests change it between requests."""
-
-    files: dict[str, bytes] = field(default_factory=dict)
-    fail_first: int = 0  # answer this many requests with 500
-    cut_after: int | None = None  # send this many body bytes, then close (once)
-    ignore_range: bool = False
-    garbage: bool = False
-    requests: list[dict[str, str]] = field(default_factory=list)
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    behaviour: Behaviour
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        b = self.behaviour
-        b.requests.append({"path": self.path, **dict(self.headers.items())})
-        if b.fail_first > 0:
-            b.fail_first -= 1
-            self.send_error(500, "injected failure")
-            return
-        if self.path not in b.files:
-            self.send_error(404, "no such file")
-            return
-        data = b.files[self.path]
-        if b.garbage:
-            data = bytes(reversed(data))
-        start = 0
-        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
-        if match and not b.ignore_range:
-            start = int(match.group(1))
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if b.cut_after is not None:
-            body, b.cut_after = body[: b.cut_after], None
-        self.wfile.write(body)
-
-
 @pytest.fixture
-def server() -> Iterator[tuple[str, Behaviour]]:
-    behaviour = Behaviour(files={"/data.bin": PAYLOAD})
-    handler = type("BoundHandler", (Handler,), {"behaviour": behaviour})
+def server() -> Iterator[tuple[str, FileServer]]:
+    behaviour = FileServer(files={"/data.bin": PAYLOAD})
+    handler = type("BoundHandler", (RangeHandler,), {"behaviour": behaviour})
     with local_http_server(handler) as url:
         yield url, behaviour
 

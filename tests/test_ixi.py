@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
 import io
 import random
 import re
@@ -14,11 +13,10 @@ import sys
 import tarfile
 import types
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import local_http_server
+from conftest import FileServer, RangeHandler, local_http_server
 
 import rrlsrn.data.download as download_module
 from rrlsrn.data import ixi
@@ -114,61 +112,19 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 # --- a local server with injected failures -------------------------------------------
 
 
-@dataclass
-class Behaviour:
-    files: dict[str, bytes] = field(default_factory=dict)
-    fail_first: int = 0  # answer this many requests with 503
-    cut_after: int | None = None  # send this many body bytes, then close (once)
-    requests: list[tuple[str, str | None]] = field(default_factory=list)
-
-
-class Handler(http.server.BaseHTTPRequestHandler):
-    behaviour: Behaviour
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        b = self.behaviour
-        b.requests.append((self.path, self.headers.get("Range")))
-        if b.fail_first > 0:
-            b.fail_first -= 1
-            self.send_error(503, "injected failure")
-            return
-        data = b.files.get(self.path)
-        if data is None:
-            self.send_error(404, "no such file")
-            return
-        start = 0
-        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
-        if match:
-            start = int(match.group(1))
-            if start >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if b.cut_after is not None:
-            body, b.cut_after = body[: b.cut_after], None
-        self.wfile.write(body)
+def _calls(b: FileServer) -> list[tuple[str, str | None]]:
+    """(path, Range header) of each request the server saw."""
+    return [(r["path"], r.get("Range")) for r in b.requests]
 
 
 TAR_URL = "/ixi/IXI-T1.tar"
 
 
 @pytest.fixture
-def server(t1_tar) -> Iterator[tuple[str, Behaviour]]:
+def server(t1_tar) -> Iterator[tuple[str, FileServer]]:
     """Serve the T1 tar and IXI.xls under ``/ixi/``; yield that base URL and the behaviour."""
-    behaviour = Behaviour(files={TAR_URL: t1_tar, "/ixi/IXI.xls": XLS})
-    handler = type("BoundHandler", (Handler,), {"behaviour": behaviour})
+    behaviour = FileServer(files={TAR_URL: t1_tar, "/ixi/IXI.xls": XLS}, fail_status=503)
+    handler = type("BoundHandler", (RangeHandler,), {"behaviour": behaviour})
     with local_http_server(handler) as url:
         yield f"{url}/ixi/", behaviour
 
@@ -455,13 +411,13 @@ def test_fetch_archive_and_skip(server, tmp_path, t1_tar):
     assert index == tmp_path / "IXI-T1.index.tsv"
     assert archive_path(tmp_path, "T1").read_bytes() == t1_tar
     assert list(read_index(tmp_path, "T1")) == SUBJECTS
-    assert b.requests == [(TAR_URL, None)]
+    assert _calls(b) == [(TAR_URL, None)]
     stamp = index.stat().st_mtime_ns
     assert fetch_archive(tmp_path, "T1", base_url=base, progress=False) == index
-    assert index.stat().st_mtime_ns == stamp and len(b.requests) == 1
+    assert index.stat().st_mtime_ns == stamp and len(_calls(b)) == 1
     index.write_text("garbled\n")  # newer than the tar but unreadable: indexed again
     fetch_archive(tmp_path, "T1", base_url=base, progress=False)
-    assert list(read_index(tmp_path, "T1")) == SUBJECTS and len(b.requests) == 1
+    assert list(read_index(tmp_path, "T1")) == SUBJECTS and len(_calls(b)) == 1
 
 
 def test_truncated_download_is_kept(server, tmp_path, t1_tar):
@@ -493,7 +449,7 @@ def test_retries_after_503(server, tmp_path, t1_tar, sleeps):
     b.fail_first = 1
     fetch_archive(tmp_path, "T1", base_url=base, progress=False)
     assert archive_path(tmp_path, "T1").read_bytes() == t1_tar
-    assert b.requests == [(TAR_URL, None), (TAR_URL, None)]
+    assert _calls(b) == [(TAR_URL, None), (TAR_URL, None)]
     assert len(sleeps) == 1  # one back-off wait between the two tries
 
 
@@ -501,7 +457,7 @@ def test_interrupted_transfer_resumes(server, tmp_path, t1_tar):
     base, b = server
     b.cut_after = 3000
     fetch_archive(tmp_path, "T1", base_url=base, progress=False)
-    assert b.requests == [(TAR_URL, None), (TAR_URL, "bytes=3000-")]
+    assert _calls(b) == [(TAR_URL, None), (TAR_URL, "bytes=3000-")]
     assert archive_path(tmp_path, "T1").read_bytes() == t1_tar
     assert list(read_index(tmp_path, "T1")) == SUBJECTS
 
@@ -521,16 +477,16 @@ def test_fetch_some_subjects(server, tmp_path, monkeypatch):
     ]
     assert not volume_path(tmp_path, "T1", "IXI012-HH-1211").exists()
     assert (tmp_path / "IXI.xls").read_bytes() == XLS
-    assert sorted(b.requests) == [("/ixi/IXI-T1.tar", None), ("/ixi/IXI.xls", None)]
+    assert sorted(_calls(b)) == [("/ixi/IXI-T1.tar", None), ("/ixi/IXI.xls", None)]
     # Everything asked for is there: no request, even with the tar gone.
     archive_path(tmp_path, "T1").unlink()
     assert fetch(tmp_path, "T1", wanted, progress=False) == got
-    assert len(b.requests) == 2
+    assert len(_calls(b)) == 2
     with pytest.raises(ValueError, match="'IXI099-Guys-0999'"):
         fetch(tmp_path, "T1", ["IXI099-Guys-0999"], progress=False)
-    assert len(b.requests) == 2
+    assert len(_calls(b)) == 2
     # All subjects: the missing one needs the tar, so it is downloaded again.
     got = fetch(tmp_path, "T1", base_url=base, progress=False)
     assert list(got) == SUBJECTS
     assert volume_path(tmp_path, "T1", "IXI012-HH-1211").read_bytes() == EXPECTED["IXI012-HH-1211"]
-    assert b.requests[2:] == [(TAR_URL, None)]
+    assert _calls(b)[2:] == [(TAR_URL, None)]
