@@ -376,11 +376,11 @@ def _listing_stamp(spec: Mapping[str, Any]) -> tuple[int, ...]:
     """Modification times of what a source lists its volumes from (its folder or sheet,
     IXI's index, OpenNeuro's cached listing): a change lists them again."""
     from rrlsrn.data import ixi
-    from rrlsrn.data.sources import openneuro_root
+    from rrlsrn.data.sources import ixi_contrast, ixi_root, openneuro_root
 
     paths = [Path(spec["path"]).expanduser()] if "path" in spec else []
     if spec.get("source") == "ixi":
-        paths.append(ixi.index_path(Path(spec.get("path", "data/ixi")), spec.get("contrast", "T1")))
+        paths.append(ixi.index_path(ixi_root(spec), ixi_contrast(spec)))
     elif spec.get("source") == "openneuro" and "dataset" in spec:
         paths.append(openneuro_root(spec))
     return tuple(p.stat().st_mtime_ns if p.exists() else -1 for p in paths)
@@ -496,15 +496,15 @@ def unit_facts(config: dict[str, Any], dataset: str) -> dict[str, dict[str, str 
     """Per unit of ``dataset``: site, contrast, licence and what was downloaded (the
     manifest's columns; :data:`rrlsrn.data.summary.FACTS`)."""
     from rrlsrn.data import ixi, openneuro
-    from rrlsrn.data.sources import openneuro_listing, openneuro_root
+    from rrlsrn.data.sources import ixi_contrast, openneuro_listing, openneuro_root
 
     spec = config["datasets"][dataset]
     volumes = dataset_volumes(config, dataset)
     licence, download = None, dict.fromkeys(volumes)
     if spec["source"] == "ixi":
         licence = ixi.LICENCE
-        contrast = spec.get("contrast", "T1")
-        download = {u: f"{ixi.archive_name(contrast)}: {v.path.name}" for u, v in volumes.items()}
+        archive = ixi.archive_name(ixi_contrast(spec))
+        download = {u: f"{archive}: {v.path.name}" for u, v in volumes.items()}
     elif spec["source"] == "openneuro":
         listing = openneuro_listing(spec)
         root = openneuro_root(spec)
@@ -531,16 +531,14 @@ def unit_facts(config: dict[str, Any], dataset: str) -> dict[str, dict[str, str 
 def download_spec(config: dict[str, Any], source: str, root: str | os.PathLike) -> dict[str, Any]:
     """The config entry of the ``source`` dataset (ixi, openneuro) downloading into
     ``root`` (a download rule's parameters: base_url, sha256, snapshot)."""
-    from rrlsrn.data.sources import openneuro_root
+    from rrlsrn.data.sources import ixi_root, openneuro_root
 
     target = Path(root).expanduser().resolve()
     for spec in config["datasets"].values():
         if spec["source"] != source:
             continue
-        where = (
-            openneuro_root(spec) if source == "openneuro" else Path(spec.get("path", "data/ixi"))
-        )
-        if where.expanduser().resolve() == target:
+        where = openneuro_root(spec) if source == "openneuro" else ixi_root(spec)
+        if where.resolve() == target:
             return spec
     raise ConfigError(f"no {source} dataset of the config downloads into {root}")
 

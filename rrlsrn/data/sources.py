@@ -72,14 +72,23 @@ def _header_problem(path: str, size: int, mtime_ns: int) -> str | None:
     return None
 
 
-def check_nifti_headers(root: Path, paths: Iterable[Path]) -> None:
-    """Raise ``ValueError`` naming every file of ``paths`` whose NIfTI header is unreadable."""
+def unreadable_niftis(paths: Iterable[Path], root: Path | None = None) -> list[str]:
+    """``<file> (<why>)`` for every NIfTI of ``paths`` whose header cannot be read, the
+    file named relative to ``root`` when given (other files are not checked)."""
     problems = []
     for path in paths:
+        if nifti_suffix(path) is None:
+            continue
         stat = path.stat()
         problem = _header_problem(str(path), stat.st_size, stat.st_mtime_ns)
         if problem:
-            problems.append(f"{path.relative_to(root)} ({problem})")
+            problems.append(f"{path.relative_to(root) if root else path} ({problem})")
+    return problems
+
+
+def check_nifti_headers(root: Path, paths: Iterable[Path]) -> None:
+    """Raise ``ValueError`` naming every file of ``paths`` whose NIfTI header is unreadable."""
+    problems = unreadable_niftis(paths, root)
     if problems:
         raise ValueError(
             f"folder {root} holds {len(problems)} unreadable NIfTI "
@@ -235,11 +244,7 @@ def sheet_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
     rows = sheets.read_sheet(spec["path"])
     files = [f for r in rows.values() for f in (r.volume, r.mask) if f is not None]
     sheet = Path(spec["path"]).expanduser()
-    problems = [
-        f"{f} ({problem})"
-        for f in files
-        if nifti_suffix(f) and (problem := _header_problem(str(f), *_stat_key(f)))
-    ]
+    problems = unreadable_niftis(files)
     if problems:
         raise ValueError(
             f"sample sheet {sheet} names {len(problems)} unreadable NIfTI "
@@ -248,17 +253,21 @@ def sheet_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
     return {s: Volume(r.volume, r.mask, r.person, r.site, r.contrast) for s, r in rows.items()}
 
 
-def _stat_key(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_size, stat.st_mtime_ns
+def ixi_root(spec: Mapping[str, Any]) -> Path:
+    """Where an IXI dataset's archive, index and volumes go (``path``, default data/ixi)."""
+    return Path(spec.get("path", "data/ixi")).expanduser()
+
+
+def ixi_contrast(spec: Mapping[str, Any]) -> str:
+    """The IXI archive a dataset uses (``contrast``, default T1)."""
+    return spec.get("contrast", "T1")
 
 
 def ixi_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
     """IXI subjects of one ``contrast`` (T1, T2, PD), listed from the archive's index
     (written when ``IXI-<contrast>.tar`` is downloaded) or, before it, from ``subjects``;
     ``limit`` keeps the first N.  Files appear under ``path`` as the workflow extracts them."""
-    root = Path(spec.get("path", "data/ixi")).expanduser()
-    contrast = spec.get("contrast", "T1")
+    root, contrast = ixi_root(spec), ixi_contrast(spec)
     wanted = spec.get("subjects")
     if ixi.index_path(root, contrast).is_file():
         known = list(ixi.read_index(root, contrast))
@@ -279,7 +288,7 @@ def ixi_volumes(spec: dict[str, Any]) -> dict[str, Volume]:
     return volumes
 
 
-def openneuro_root(spec: dict[str, Any]) -> Path:
+def openneuro_root(spec: Mapping[str, Any]) -> Path:
     """Where an OpenNeuro dataset's files and listing go: ``<path>/<accession>``."""
     return Path(spec.get("path", "data/openneuro")).expanduser() / spec["dataset"]
 
