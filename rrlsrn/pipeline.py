@@ -550,7 +550,7 @@ def openneuro_object(config: dict[str, Any], root: str | os.PathLike, key: str) 
 
     spec = download_spec(config, "openneuro", root)
     listing = openneuro_listing(spec)
-    obj = next((o for o in listing.objects if o.key == key), None)
+    obj = listing.by_key.get(key)
     if obj is None:
         raise ConfigError(f"openneuro {spec['dataset']} {spec['snapshot']}: no file {key}")
     return {

@@ -14,6 +14,7 @@ Imported at workflow parse time: standard library (and the download helpers) onl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -158,6 +159,11 @@ class Listing:
     licence: str | None
     objects: tuple[S3Object, ...]
 
+    @functools.cached_property
+    def by_key(self) -> dict[str, S3Object]:
+        """Key -> object (built once: every download job of a plan looks one up)."""
+        return {obj.key: obj for obj in self.objects}
+
 
 def fetch_listing(dataset: str, snapshot: str, *, base_url: str | None = None) -> Listing:
     """Check that the bucket holds snapshot ``snapshot`` of ``dataset``; list its objects."""
@@ -219,6 +225,14 @@ def _listing_json(listing: Listing) -> str:
 
 
 def _read_cache(path: Path, dataset: str, snapshot: str) -> Listing:
+    stat = path.stat()
+    return _read_cache_once(str(path), dataset, snapshot, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_cache_once(name: str, dataset: str, snapshot: str, size: int, mtime_ns: int) -> Listing:
+    """The cached listing, parsed once per file state (planning asks for it per job)."""
+    path = Path(name)
     try:
         data = json.loads(path.read_text())
         if data["format"] != _CACHE_FORMAT:
