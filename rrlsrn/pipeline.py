@@ -243,6 +243,20 @@ def check_config(config: dict[str, Any], plugin_dirs: Sequence[str] = ()) -> Non
     check_training_data(config)
 
 
+def check_names(config: dict[str, Any]) -> None:
+    """The names under ``datasets`` and ``transfer`` must be text: YAML reads ``on:``,
+    ``no:`` or ``2024:`` as a boolean or a number, which would name files ``True``."""
+    for key in ("datasets", "transfer"):
+        section = config.get(key)
+        names = list(section) if isinstance(section, Mapping) else []
+        odd = [name for name in names if not isinstance(name, str)]
+        if odd:
+            raise ConfigError(
+                f"config: {key}: the name {odd[0]!r} is not text (YAML reads on, off, yes, "
+                "no, true, false and bare numbers as such); put the name in quotes"
+            )
+
+
 def settle_config(
     config: dict[str, Any],
     schema: dict[str, Any],
@@ -253,6 +267,7 @@ def settle_config(
     place): the schema, datasets switched off or skipped (:func:`drop_datasets`), the
     schema's defaults (``fill_defaults``: Snakemake's ``validate``), then
     :func:`check_config`.  Returns the warnings to print; raises :class:`ConfigError`."""
+    check_names(config)
     check_schema(config, schema)
     notices = drop_datasets(config)
     fill_defaults(config)

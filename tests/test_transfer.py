@@ -211,3 +211,10 @@ def test_transfer_figure_and_files(metrics, tmp_path):
     )
     assert {p.name for p in written} == {"t.csv", "t.md", "t.tex", "long.csv", "f.png", "f.pdf"}
     assert "b_only: B" in (tmp_path / "t.md").read_text()
+
+
+def test_a_dataset_name_yaml_reads_as_a_boolean_is_named():
+    config = copy.deepcopy(DEFAULT)
+    config["datasets"].update(yaml.safe_load("on: {source: embedded, collection: fetal}"))
+    with pytest.raises(pipeline.ConfigError, match="datasets: the name True is not text"):
+        settled(config)
